@@ -1,0 +1,1 @@
+pub use synthsae_data as data;
