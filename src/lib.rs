@@ -1,1 +1,13 @@
+#![doc = include_str!("../README.md")]
+//!
+//! ## Crate layout
+//!
+//! This facade re-exports the layered crates and picks a Burn backend at run
+//! time. [`data`]: synthetic feature activations (firing probabilities,
+//! magnitudes, correlations, the feature dictionary, superposition stats).
+
+pub mod backend;
+
 pub use synthsae_data as data;
+
+pub use backend::{BackendJob, BackendKind};

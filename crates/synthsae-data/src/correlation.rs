@@ -46,7 +46,7 @@ impl CorrelationMatrix {
         }
         for i in 0..n {
             let d = data[i * n + i];
-            if !((d - 1.0).abs() <= 1e-8 + 1e-5) {
+            if d.is_nan() || (d - 1.0).abs() > 1e-8 + 1e-5 {
                 return Err(invalid(
                     "correlation_matrix",
                     format!("diagonal must be all 1s, entry ({i}, {i}) is {d}"),
@@ -402,7 +402,7 @@ impl RandomCorrelationParams {
                 ),
             ));
         }
-        if !(self.min_correlation_strength >= 0.0) {
+        if self.min_correlation_strength.is_nan() || self.min_correlation_strength < 0.0 {
             return Err(invalid(
                 "min_correlation_strength",
                 format!(
@@ -411,7 +411,7 @@ impl RandomCorrelationParams {
                 ),
             ));
         }
-        if !(self.max_correlation_strength <= 1.0) {
+        if self.max_correlation_strength.is_nan() || self.max_correlation_strength > 1.0 {
             return Err(invalid(
                 "max_correlation_strength",
                 format!("must be <= 1.0, got {}", self.max_correlation_strength),

@@ -368,6 +368,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision)] // golden values verbatim from the reference
     fn zipfian_golden() {
         close(
             &zipfian_firing_probabilities(10, 1.0, 0.3, 0.01).unwrap(),

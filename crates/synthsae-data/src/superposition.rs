@@ -78,7 +78,11 @@ pub fn compute_superposition_stats<B: Backend>(
     let mut start = 0;
     while start < n {
         let end = (start + batch_size).min(n);
-        let block = e.clone().slice([start..end]).matmul(et.clone()).abs();
+        let block = e
+            .clone()
+            .narrow(0, start, end - start)
+            .matmul(et.clone())
+            .abs();
         let host = tensor_to_vec(block, "cosine block")?;
         let per_row: Vec<(f32, Vec<f32>, f64)> = host
             .par_chunks_exact(n)
