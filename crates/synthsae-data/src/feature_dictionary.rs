@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{bad_shape, invalid, Result};
+use crate::kernels::axpy;
 use crate::orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
@@ -395,10 +396,11 @@ impl HostFeatureDictionary {
                     h.copy_from_slice(&self.bias);
                     let (idx, vals) = batch.row(blk * HIDDEN_ROW_BLOCK + k);
                     for (&f, &v) in idx.iter().zip(vals) {
-                        let row = &self.feature_vectors[f as usize * d..(f as usize + 1) * d];
-                        for (o, &x) in h.iter_mut().zip(row) {
-                            *o += v * x;
-                        }
+                        axpy(
+                            h,
+                            v,
+                            &self.feature_vectors[f as usize * d..(f as usize + 1) * d],
+                        );
                     }
                 }
             });

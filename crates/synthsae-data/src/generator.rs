@@ -18,12 +18,13 @@
 use std::sync::Arc;
 
 use burn::tensor::{backend::Backend, Tensor};
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use rayon::prelude::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::correlation::{CorrelationMatrix, LowRankCorrelation};
 use crate::error::{bad_shape, invalid, Result};
+use crate::kernels::{axpy, exceeds, standardized_gap};
 use crate::modifier::ActivationModifier;
 use crate::rng::{block_rng, geometric_skip, normal, SampleRng};
 use crate::sparse::SparseBatch;
@@ -96,10 +97,10 @@ enum Copula {
     Dense {
         cholesky: Vec<f32>,
     },
-    /// Transposed factor `[R, N]` and `sqrt(diag)` `[N]`.
+    /// Transposed factor `[R, N]` and `1 / sqrt(diag)` `[N]`.
     LowRank {
         factor_t: Vec<f32>,
-        sqrt_diag: Vec<f32>,
+        inv_sqrt_diag: Vec<f32>,
         rank: usize,
     },
 }
@@ -234,7 +235,7 @@ impl ActivationGenerator {
                 }
                 Copula::LowRank {
                     factor_t,
-                    sqrt_diag: lr.diag().iter().map(|d| d.sqrt()).collect(),
+                    inv_sqrt_diag: lr.diag().iter().map(|d| 1.0 / d.sqrt()).collect(),
                     rank: r,
                 }
             }
@@ -412,24 +413,26 @@ impl ActivationGenerator {
                 let mut counts = Vec::with_capacity(rows);
                 let mut idx = Vec::new();
                 let mut z = vec![0.0f32; n];
+                let mut uniforms = vec![0u32; n];
                 for _ in 0..rows {
                     let before = idx.len();
                     match &self.copula {
                         Copula::LowRank {
                             factor_t,
-                            sqrt_diag,
+                            inv_sqrt_diag,
                             rank,
                         } => {
+                            // z = F ε; feature j fires iff F_j·ε + √d_j η_j > τ_j,
+                            // i.e. iff η_j > (τ_j − z_j)/√d_j, decided from one
+                            // uniform per feature (no normal draw).
                             z.fill(0.0);
                             for col in factor_t.chunks_exact(n).take(*rank) {
-                                let e = normal(&mut rng);
-                                for (zj, &f) in z.iter_mut().zip(col) {
-                                    *zj += e * f;
-                                }
+                                axpy(&mut z, normal(&mut rng), col);
                             }
-                            for j in 0..n {
-                                let zj = z[j] + sqrt_diag[j] * normal(&mut rng);
-                                if zj > tau[j] {
+                            standardized_gap(&mut z, tau, inv_sqrt_diag);
+                            rng.fill(&mut uniforms[..]);
+                            for (j, (&t, &u)) in z.iter().zip(&uniforms).enumerate() {
+                                if exceeds(t, u) {
                                     idx.push(j as u32);
                                 }
                             }

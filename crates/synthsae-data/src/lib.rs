@@ -13,6 +13,7 @@ pub mod error;
 pub mod feature_dictionary;
 pub mod firing;
 pub mod generator;
+mod kernels;
 pub mod magnitude;
 pub mod modifier;
 pub mod orthogonalize;
