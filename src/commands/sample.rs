@@ -202,6 +202,13 @@ impl BackendJob for SampleJob {
                 a.correlation_scale,
                 Some(seed + 4),
             )?;
+            if lr.capped_rows() > 0 && !self.quiet {
+                eprintln!(
+                    "warning: {} / {} rows of the correlation factor were capped; reduce --correlation-rank or --correlation-scale to avoid rescaling",
+                    lr.capped_rows(),
+                    a.num_features
+                );
+            }
             correlation = Some(lr.stats());
             generator = generator.with_correlation(Correlation::LowRank(lr))?;
         }

@@ -122,6 +122,7 @@ pub struct LowRankCorrelation {
     rank: usize,
     factor: Vec<f32>,
     diag: Vec<f32>,
+    capped_rows: usize,
 }
 
 impl LowRankCorrelation {
@@ -169,7 +170,14 @@ impl LowRankCorrelation {
             rank,
             factor,
             diag,
+            capped_rows: 0,
         })
+    }
+
+    /// Rows the random generator rescaled so that `d_i ≥ 0.01` (0 for a
+    /// correlation built with [`new`](Self::new)).
+    pub fn capped_rows(&self) -> usize {
+        self.capped_rows
     }
 
     /// `N`.
@@ -599,7 +607,9 @@ pub fn generate_random_low_rank_correlation_matrix_with(
             "{capped} / {num_features} rows were capped. Either reduce the rank or reduce the correlation_scale to avoid rescaling."
         );
     }
-    LowRankCorrelation::new(factor, diag, num_features, rank)
+    let mut lr = LowRankCorrelation::new(factor, diag, num_features, rank)?;
+    lr.capped_rows = capped;
+    Ok(lr)
 }
 
 #[cfg(test)]
