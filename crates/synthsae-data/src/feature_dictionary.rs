@@ -545,3 +545,33 @@ mod tests {
         assert!(e.contains("feature_vectors"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod torch_stream_tests {
+    use super::*;
+    use crate::torch_rng::TorchGenerator;
+    use burn::backend::NdArray;
+
+    #[test]
+    #[allow(clippy::excessive_precision)] // golden values verbatim from the reference
+    fn seeded_dictionary_matches_saelens_golden() {
+        // sae-lens: FeatureDictionary(8, 4, bias=True, initializer=None, seed=0).
+        let cfg = FeatureDictionaryConfig::new(8, 4).with_bias(Bias::Flag(true));
+        let (fd, _) = cfg
+            .init_with_source::<NdArray>(&mut TorchGenerator::manual_seed(0), &Default::default(), None)
+            .unwrap();
+        let h = fd.to_host().unwrap();
+        let want_rows = [
+            [-0.667301, -0.68302, -0.148521, -0.257166],
+            [0.353225, 0.288007, -0.131521, -0.880333],
+        ];
+        for (r, want) in want_rows.iter().enumerate() {
+            for (a, b) in h.feature_vectors()[r * 4..(r + 1) * 4].iter().zip(want) {
+                assert!((a - b).abs() < 1e-5, "row {r}: {:?}", &h.feature_vectors()[r * 4..(r + 1) * 4]);
+            }
+        }
+        for (a, b) in h.bias().iter().zip([-0.301293, 0.198505, -0.47456, -0.802877]) {
+            assert!((a - b).abs() < 1e-5, "bias {:?}", h.bias());
+        }
+    }
+}

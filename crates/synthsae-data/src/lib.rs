@@ -16,11 +16,13 @@ pub mod generator;
 mod kernels;
 pub mod magnitude;
 pub mod modifier;
+pub mod mt19937;
 pub mod orthogonalize;
 pub mod registry;
 pub mod rng;
 pub mod sparse;
 pub mod superposition;
+pub mod torch_rng;
 
 pub use correlation::{
     create_correlation_matrix_from_correlations, generate_random_correlation_matrix,
@@ -44,3 +46,4 @@ pub use orthogonalize::{
 pub use rng::{sample_rng, ChaChaSource, RandomSource, SampleRng};
 pub use sparse::SparseBatch;
 pub use superposition::{compute_superposition_stats, SuperpositionStats};
+pub use torch_rng::TorchGenerator;
