@@ -7,11 +7,11 @@
 //! features.
 
 use nalgebra::{DMatrix, SymmetricEigen};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{bad_shape, invalid, Result};
-use crate::rng::{sample_rng, ChaChaSource, RandomSource};
+use crate::py_random::PyRandom;
+use crate::rng::{ChaChaSource, RandomSource};
 
 /// Smallest eigenvalue kept by the positive-definiteness repair.
 pub const MIN_EIGENVALUE: f64 = 1e-6;
@@ -440,11 +440,12 @@ impl RandomCorrelationParams {
 
 /// The pair `(i, j)`, `i < j`, at position `k` of the row-major upper triangle.
 fn pair_at(k: usize, n: usize) -> (usize, usize) {
-    // Row i starts at offset i*n - i*(i+1)/2 - ... solve by a float guess, then fix up.
+    // Row i starts at offset start(i) = i (2n − i − 1) / 2: guess i from the
+    // quadratic formula, then correct the float rounding.
     let nn = n as f64;
     let kf = k as f64;
-    let mut i =
-        (((2.0 * nn - 1.0) - ((2.0 * nn - 1.0).powi(2) - 8.0 * kf).max(0.0).sqrt()) / 2.0) as usize;
+    let disc = ((2.0 * nn - 1.0).powi(2) - 8.0 * kf).max(0.0);
+    let mut i = (((2.0 * nn - 1.0) - disc.sqrt()) / 2.0) as usize;
     let start = |i: usize| i * (2 * n - i - 1) / 2;
     while i > 0 && start(i) > k {
         i -= 1;
@@ -460,7 +461,9 @@ fn pair_at(k: usize, n: usize) -> (usize, usize) {
 /// of the rest are positive; strengths are uniform in `[min, max]`.
 /// Returns `((i, j), value)` with `i < j`, in sampled order.
 ///
-/// Pairs are drawn by index, without building the list of all pairs.
+/// Draws with CPython's `random.Random(seed)` exactly as sae-lens does
+/// (`sample`, `shuffle`, one `uniform` per pair), so a seed gives sae-lens's
+/// values; pairs are addressed by index, never listed.
 pub fn generate_random_correlations(
     num_features: usize,
     params: &RandomCorrelationParams,
@@ -472,23 +475,23 @@ pub fn generate_random_correlations(
     if total == 0 {
         return Ok(Vec::new());
     }
-    let mut rng = sample_rng(seed);
+    let mut rng = PyRandom::from_seed(seed);
     let n_unc = (total as f64 * params.uncorrelated_ratio).floor() as usize;
     let n_cor = total - n_unc;
-    let chosen = rand::seq::index::sample(&mut rng, total, n_cor);
+    let chosen = rng.sample_indices(total, n_cor);
     let n_pos = (n_cor as f64 * params.positive_ratio).floor() as usize;
     let mut signs: Vec<f64> = (0..n_cor)
         .map(|k| if k < n_pos { 1.0 } else { -1.0 })
         .collect();
-    rand::seq::SliceRandom::shuffle(signs.as_mut_slice(), &mut rng);
+    rng.shuffle(&mut signs);
     let (lo, hi) = (
         params.min_correlation_strength,
         params.max_correlation_strength,
     );
     Ok(chosen
-        .iter()
+        .into_iter()
         .zip(signs)
-        .map(|(k, sign)| (pair_at(k, n), sign * (lo + (hi - lo) * rng.random::<f64>())))
+        .map(|(k, sign)| (pair_at(k, n), sign * rng.uniform(lo, hi)))
         .collect())
 }
 
@@ -706,6 +709,26 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision)] // golden values verbatim from the reference
+    fn low_rank_golden_with_torch_stream() {
+        // sae-lens: generate_random_low_rank_correlation_matrix(5, rank=2,
+        // correlation_scale=0.5, seed=0); row 1 is capped.
+        let mut g = crate::torch_rng::TorchGenerator::manual_seed(0);
+        let lr = generate_random_low_rank_correlation_matrix_with(5, 2, 0.5, &mut g).unwrap();
+        for (a, b) in lr
+            .diag()
+            .iter()
+            .zip([0.3848076, 0.0099999, 0.2169355, 0.7837558, 0.8299956])
+        {
+            assert!((a - b).abs() < 1e-6, "{:?}", lr.diag());
+        }
+        assert_eq!(lr.capped_rows(), 1);
+        let st = lr.stats();
+        assert!((st.rms_correlation - 0.35923737).abs() < 1e-6, "{st:?}");
+        assert!((st.mean_correlation + 0.09177421).abs() < 1e-6, "{st:?}");
+    }
+
+    #[test]
     fn low_rank_stats_match_dense() {
         let lr = generate_random_low_rank_correlation_matrix(60, 5, 0.3, Some(4)).unwrap();
         let (a, b) = (lr.stats(), lr.to_dense().stats());
@@ -719,6 +742,25 @@ mod tests {
         );
         let one = LowRankCorrelation::new(vec![0.5], vec![0.75], 1, 1).unwrap();
         assert_eq!(one.stats().rms_correlation, 0.0);
+    }
+
+    #[test]
+    fn random_correlations_golden() {
+        // sae-lens: generate_random_correlations(4, seed=0), in this order.
+        let c =
+            generate_random_correlations(4, &RandomCorrelationParams::default(), Some(0)).unwrap();
+        let want = [
+            ((1, 2), 0.5083674276185219),
+            ((2, 3), -0.7356790196367347),
+            ((0, 1), 0.4532807990721732),
+            ((0, 2), -0.2972864910797927),
+            ((0, 3), -0.6290629429100568),
+        ];
+        assert_eq!(c.len(), want.len());
+        for (got, want) in c.iter().zip(want) {
+            assert_eq!(got.0, want.0);
+            assert!((got.1 - want.1).abs() < 1e-15, "{c:?}");
+        }
     }
 
     #[test]
@@ -756,6 +798,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("min_correlation_strength"), "{e}");
+    }
+
+    #[test]
+    #[allow(clippy::excessive_precision)] // golden values verbatim from the reference
+    fn random_matrix_golden_with_torch_stream() {
+        // sae-lens: generate_random_correlation_matrix(4, seed=0), upper triangle.
+        let mut g = crate::torch_rng::TorchGenerator::manual_seed(0);
+        let m =
+            generate_random_correlation_matrix_with(4, &RandomCorrelationParams::default(), &mut g)
+                .unwrap();
+        let want = [
+            0.115628026,
+            -0.218201265,
+            0.0,
+            -0.0,
+            0.588367343,
+            0.660008013,
+        ];
+        let got = [
+            m.get(0, 1),
+            m.get(0, 2),
+            m.get(0, 3),
+            m.get(1, 2),
+            m.get(1, 3),
+            m.get(2, 3),
+        ];
+        for (a, b) in got.iter().zip(want) {
+            assert!((a - b).abs() < 1e-7, "{got:?}");
+        }
     }
 
     #[test]

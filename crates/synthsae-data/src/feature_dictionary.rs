@@ -558,7 +558,11 @@ mod torch_stream_tests {
         // sae-lens: FeatureDictionary(8, 4, bias=True, initializer=None, seed=0).
         let cfg = FeatureDictionaryConfig::new(8, 4).with_bias(Bias::Flag(true));
         let (fd, _) = cfg
-            .init_with_source::<NdArray>(&mut TorchGenerator::manual_seed(0), &Default::default(), None)
+            .init_with_source::<NdArray>(
+                &mut TorchGenerator::manual_seed(0),
+                &Default::default(),
+                None,
+            )
             .unwrap();
         let h = fd.to_host().unwrap();
         let want_rows = [
@@ -567,10 +571,18 @@ mod torch_stream_tests {
         ];
         for (r, want) in want_rows.iter().enumerate() {
             for (a, b) in h.feature_vectors()[r * 4..(r + 1) * 4].iter().zip(want) {
-                assert!((a - b).abs() < 1e-5, "row {r}: {:?}", &h.feature_vectors()[r * 4..(r + 1) * 4]);
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "row {r}: {:?}",
+                    &h.feature_vectors()[r * 4..(r + 1) * 4]
+                );
             }
         }
-        for (a, b) in h.bias().iter().zip([-0.301293, 0.198505, -0.47456, -0.802877]) {
+        for (a, b) in h
+            .bias()
+            .iter()
+            .zip([-0.301293, 0.198505, -0.47456, -0.802877])
+        {
             assert!((a - b).abs() < 1e-5, "bias {:?}", h.bias());
         }
     }

@@ -18,6 +18,7 @@ pub mod magnitude;
 pub mod modifier;
 pub mod mt19937;
 pub mod orthogonalize;
+pub mod py_random;
 pub mod registry;
 pub mod rng;
 pub mod sparse;

@@ -32,7 +32,9 @@ impl Mt19937 {
         state[0] = seed;
         for i in 1..N {
             let prev = state[i - 1];
-            state[i] = 1_812_433_253u32.wrapping_mul(prev ^ (prev >> 30)).wrapping_add(i as u32);
+            state[i] = 1_812_433_253u32
+                .wrapping_mul(prev ^ (prev >> 30))
+                .wrapping_add(i as u32);
         }
         Self { state, index: N }
     }
@@ -60,7 +62,8 @@ impl Mt19937 {
         }
         for _ in 0..N - 1 {
             let prev = s[i - 1];
-            s[i] = (s[i] ^ (prev ^ (prev >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            s[i] =
+                (s[i] ^ (prev ^ (prev >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
             i += 1;
             if i >= N {
                 s[0] = s[N - 1];
@@ -109,7 +112,16 @@ mod tests {
         // init_by_array({0x123, 0x234, 0x345, 0x456}) → 1067595299 955945823 ...
         let mut mt = Mt19937::from_key(&[0x123, 0x234, 0x345, 0x456]);
         let first: Vec<u32> = (0..5).map(|_| mt.next_u32()).collect();
-        assert_eq!(first, vec![1_067_595_299, 955_945_823, 477_289_528, 4_107_218_783, 4_228_976_476]);
+        assert_eq!(
+            first,
+            vec![
+                1_067_595_299,
+                955_945_823,
+                477_289_528,
+                4_107_218_783,
+                4_228_976_476
+            ]
+        );
         // std::mt19937 default seed 5489: the 10000th output is 4123659995.
         let mut mt = Mt19937::new(5489);
         let mut last = 0;

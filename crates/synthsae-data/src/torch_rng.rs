@@ -115,12 +115,14 @@ mod tests {
     fn random_probabilities_golden() {
         // random_firing_probabilities(5, seed=0) and with seed=None (torch's default seed).
         use crate::firing::random_firing_probabilities_with;
-        let p = random_firing_probabilities_with(5, 0.5, 0.01, &mut TorchGenerator::manual_seed(0)).unwrap();
+        let p = random_firing_probabilities_with(5, 0.5, 0.01, &mut TorchGenerator::manual_seed(0))
+            .unwrap();
         let want = [0.25316572, 0.38642868, 0.05335394, 0.07469494, 0.16063718];
         for (a, b) in p.iter().zip(want) {
             assert!((a - b).abs() < 1e-7, "{p:?}");
         }
-        let p = random_firing_probabilities_with(5, 0.5, 0.01, &mut TorchGenerator::unseeded()).unwrap();
+        let p = random_firing_probabilities_with(5, 0.5, 0.01, &mut TorchGenerator::unseeded())
+            .unwrap();
         let want = [0.14097467, 0.43753886, 0.17429154, 0.20747778, 0.39568865];
         for (a, b) in p.iter().zip(want) {
             assert!((a - b).abs() < 1e-7, "{p:?}");
@@ -130,7 +132,19 @@ mod tests {
     #[test]
     fn normal_consumption_matches_torch() {
         // Outputs consumed by float32 randn(n) (spec §11.2).
-        for (n, used) in [(1, 4), (2, 4), (3, 8), (5, 12), (15, 32), (16, 16), (17, 33), (20, 36), (31, 47), (32, 32), (33, 49)] {
+        for (n, used) in [
+            (1, 4),
+            (2, 4),
+            (3, 8),
+            (5, 12),
+            (15, 32),
+            (16, 16),
+            (17, 33),
+            (20, 36),
+            (31, 47),
+            (32, 32),
+            (33, 49),
+        ] {
             let mut g = TorchGenerator::manual_seed(3);
             let mut out = vec![0.0f32; n];
             g.fill_normal(&mut out);

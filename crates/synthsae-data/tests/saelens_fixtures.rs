@@ -98,7 +98,11 @@ fn seeded_feature_vectors_match_saelens_draws() {
     use synthsae_data::{Bias, FeatureDictionaryConfig, TorchGenerator};
     let cfg = FeatureDictionaryConfig::new(256, 64).with_bias(Bias::Flag(false));
     let (fd, _) = cfg
-        .init_with_source::<burn::backend::NdArray>(&mut TorchGenerator::manual_seed(12), &Default::default(), None)
+        .init_with_source::<burn::backend::NdArray>(
+            &mut TorchGenerator::manual_seed(12),
+            &Default::default(),
+            None,
+        )
         .unwrap();
     let ours = fd.to_host().unwrap();
     let theirs = read_weights("zipf-256x64", "feature_vectors");
@@ -119,9 +123,15 @@ fn seeded_folded_normal_magnitudes_match_saelens() {
         let cfg = config(model);
         let seed = cfg["seed"].as_u64().unwrap();
         let std: Magnitude = serde_json::from_value(cfg["std_firing_magnitudes"].clone()).unwrap();
-        let ours = std.generate_with(n, &mut TorchGenerator::manual_seed(seed + 1)).unwrap();
+        let ours = std
+            .generate_with(n, &mut TorchGenerator::manual_seed(seed + 1))
+            .unwrap();
         let theirs = read_f32(model, "std_firing_magnitudes");
-        let max_dev = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_dev = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(max_dev < 1e-6, "{model}: max deviation {max_dev}");
     }
 }
