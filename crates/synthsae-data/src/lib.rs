@@ -13,6 +13,7 @@ pub mod error;
 pub mod feature_dictionary;
 pub mod firing;
 pub mod generator;
+pub mod hierarchy;
 mod kernels;
 pub mod magnitude;
 pub mod modifier;
@@ -39,6 +40,7 @@ pub use firing::{
     zipfian_firing_probabilities, FiringProbabilityConfig, FiringProbabilityGenerator,
 };
 pub use generator::{correlation_threshold, ActivationGenerator, Correlation, PerFeature};
+pub use hierarchy::{generate_hierarchy, validate_hierarchy, BranchingFactor, Hierarchy, HierarchyConfig, HierarchyNode};
 pub use magnitude::{register_magnitude, Magnitude, MagnitudeConfig, MagnitudeGenerator};
 pub use modifier::{ActivationModifier, FnModifier};
 pub use orthogonalize::{
