@@ -274,9 +274,8 @@ pub fn zipfian_firing_probabilities(
     if num_features == 1 {
         return Ok(vec![max_prob as f32]);
     }
-    let e = exponent as f32;
     let raw: Vec<f32> = (1..=num_features)
-        .map(|k| 1.0f32 / (k as f32).powf(e))
+        .map(|k| 1.0f32 / torch_pow_scalar(k as f32, exponent))
         .collect();
     let (lo, hi) = raw
         .iter()
@@ -289,6 +288,22 @@ pub fn zipfian_firing_probabilities(
         .iter()
         .map(|&q| min + span * (q - lo) / (hi - lo))
         .collect())
+}
+
+/// `x^e` as torch evaluates a float32 tensor to a scalar power: exponents
+/// 0.5, 2, 3, −0.5, −1, −2 take exact special paths (`sqrt`, products,
+/// reciprocals), everything else `powf`. Matching them keeps the values
+/// bit-identical to sae-lens's.
+fn torch_pow_scalar(x: f32, e: f64) -> f32 {
+    match e {
+        0.5 => x.sqrt(),
+        2.0 => x * x,
+        3.0 => x * x * x,
+        -0.5 => 1.0 / x.sqrt(),
+        -1.0 => 1.0 / x,
+        -2.0 => 1.0 / (x * x),
+        _ => x.powf(e as f32),
+    }
 }
 
 /// `linspace(max_prob, min_prob, N)` in float32.

@@ -61,7 +61,10 @@ impl HierarchyNode {
         if self.mutually_exclusive_children && self.children.len() < 2 {
             return Err(invalid(
                 "mutually_exclusive_children",
-                format!("need at least 2 children for mutual exclusion ({})", self.describe()),
+                format!(
+                    "need at least 2 children for mutual exclusion ({})",
+                    self.describe()
+                ),
             ));
         }
         Ok(())
@@ -93,7 +96,11 @@ impl HierarchyNode {
 
     /// Depth of the subtree (a leaf has depth 0).
     pub fn depth(&self) -> usize {
-        self.children.iter().map(|c| c.depth() + 1).max().unwrap_or(0)
+        self.children
+            .iter()
+            .map(|c| c.depth() + 1)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of nodes in the subtree.
@@ -107,8 +114,24 @@ impl HierarchyNode {
             Some(i) => write!(f, "{i}")?,
             None => write!(f, "-")?,
         }
-        write!(f, "{}", if self.mutually_exclusive_children { "x" } else { " " })?;
-        write!(f, "{}", if self.scale_children_by_parent { "R" } else { " " })?;
+        write!(
+            f,
+            "{}",
+            if self.mutually_exclusive_children {
+                "x"
+            } else {
+                " "
+            }
+        )?;
+        write!(
+            f,
+            "{}",
+            if self.scale_children_by_parent {
+                "R"
+            } else {
+                " "
+            }
+        )?;
         if let Some(id) = &self.feature_id {
             write!(f, " ({id})")?;
         }
@@ -163,7 +186,11 @@ impl NodeJson {
             mutually_exclusive_children: self.mutually_exclusive_children,
             scale_children_by_parent: self.scale_children_by_parent,
             feature_id: self.feature_id,
-            children: self.children.into_iter().map(Self::into_node).collect::<Result<_>>()?,
+            children: self
+                .children
+                .into_iter()
+                .map(Self::into_node)
+                .collect::<Result<_>>()?,
         };
         node.check_me()?;
         Ok(node)
@@ -178,7 +205,9 @@ impl Serialize for HierarchyNode {
 
 impl<'de> Deserialize<'de> for HierarchyNode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        NodeJson::deserialize(d)?.into_node().map_err(serde::de::Error::custom)
+        NodeJson::deserialize(d)?
+            .into_node()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -231,7 +260,10 @@ impl Hierarchy {
 
     /// Every feature index used by the forest.
     pub fn feature_indices_used(&self) -> HashSet<usize> {
-        self.roots.iter().flat_map(|r| r.get_all_feature_indices()).collect()
+        self.roots
+            .iter()
+            .flat_map(|r| r.get_all_feature_indices())
+            .collect()
     }
 
     /// Per-feature factors that undo the thinning caused by the hierarchy
@@ -257,7 +289,11 @@ impl Hierarchy {
                 walk(c, node_prob, base, factors);
             }
             if node.mutually_exclusive_children && node.children.len() >= 2 {
-                let members: Vec<usize> = node.children.iter().filter_map(|c| c.feature_index).collect();
+                let members: Vec<usize> = node
+                    .children
+                    .iter()
+                    .filter_map(|c| c.feature_index)
+                    .collect();
                 if members.len() >= 2 && node_prob > 0.0 {
                     let total: f64 = members.iter().map(|&m| base[m] as f64).sum();
                     for &m in &members {
@@ -352,13 +388,22 @@ impl HierarchyConfig {
         }
         match self.branching_factor {
             BranchingFactor::Exact(b) if b < 2 => {
-                return Err(invalid("hierarchy.branching_factor", format!("must be at least 2, got {b}")))
+                return Err(invalid(
+                    "hierarchy.branching_factor",
+                    format!("must be at least 2, got {b}"),
+                ))
             }
             BranchingFactor::Range(lo, _) if lo < 2 => {
-                return Err(invalid("hierarchy.branching_factor", format!("minimum must be at least 2, got {lo}")))
+                return Err(invalid(
+                    "hierarchy.branching_factor",
+                    format!("minimum must be at least 2, got {lo}"),
+                ))
             }
             BranchingFactor::Range(lo, hi) if lo > hi => {
-                return Err(invalid("hierarchy.branching_factor", format!("[0] must be <= [1], got [{lo}, {hi}]")))
+                return Err(invalid(
+                    "hierarchy.branching_factor",
+                    format!("[0] must be <= [1], got [{lo}, {hi}]"),
+                ))
             }
             _ => {}
         }
@@ -368,14 +413,20 @@ impl HierarchyConfig {
         if !(0.0..=1.0).contains(&self.mutually_exclusive_portion) {
             return Err(invalid(
                 "hierarchy.mutually_exclusive_portion",
-                format!("must be between 0.0 and 1.0, got {}", self.mutually_exclusive_portion),
+                format!(
+                    "must be between 0.0 and 1.0, got {}",
+                    self.mutually_exclusive_portion
+                ),
             ));
         }
         if let Some(hi) = self.mutually_exclusive_max_depth {
             if hi < self.mutually_exclusive_min_depth {
                 return Err(invalid(
                     "hierarchy.mutually_exclusive_max_depth",
-                    format!("must be >= mutually_exclusive_min_depth ({} < {})", hi, self.mutually_exclusive_min_depth),
+                    format!(
+                        "must be >= mutually_exclusive_min_depth ({} < {})",
+                        hi, self.mutually_exclusive_min_depth
+                    ),
                 ));
             }
         }
@@ -386,7 +437,11 @@ impl HierarchyConfig {
 /// Generates a random forest over features `0..num_features` breadth-first
 /// across the whole forest, drawing with CPython's `random.Random(seed)`
 /// exactly as sae-lens does (so a seed gives sae-lens's hierarchy).
-pub fn generate_hierarchy(num_features: usize, config: &HierarchyConfig, seed: Option<u64>) -> Result<Hierarchy> {
+pub fn generate_hierarchy(
+    num_features: usize,
+    config: &HierarchyConfig,
+    seed: Option<u64>,
+) -> Result<Hierarchy> {
     config.validate()?;
     let mut rng = PyRandom::from_seed(seed);
     struct ArenaNode {
@@ -430,7 +485,9 @@ pub fn generate_hierarchy(num_features: usize, config: &HierarchyConfig, seed: O
                 BranchingFactor::Range(lo, hi) => rng.randint(lo as u64, hi as u64) as usize,
             };
             for _ in 0..branching {
-                let Some(child) = new_node(&mut arena) else { break };
+                let Some(child) = new_node(&mut arena) else {
+                    break;
+                };
                 arena[node].children.push(child);
                 if depth + 1 < config.max_depth {
                     next_level.push((child, depth + 1));
@@ -444,7 +501,9 @@ pub fn generate_hierarchy(num_features: usize, config: &HierarchyConfig, seed: O
         .iter()
         .filter(|&&(id, depth)| {
             depth >= config.mutually_exclusive_min_depth
-                && config.mutually_exclusive_max_depth.is_none_or(|hi| depth <= hi)
+                && config
+                    .mutually_exclusive_max_depth
+                    .is_none_or(|hi| depth <= hi)
                 && arena[id].children.len() >= 2
         })
         .map(|&(id, _)| id)
@@ -506,7 +565,10 @@ mod tests {
                             (
                                 c.feature_index.unwrap(),
                                 c.mutually_exclusive_children,
-                                c.children.iter().map(|g| g.feature_index.unwrap()).collect(),
+                                c.children
+                                    .iter()
+                                    .map(|g| g.feature_index.unwrap())
+                                    .collect(),
                             )
                         })
                         .collect(),
@@ -514,7 +576,11 @@ mod tests {
             })
             .collect();
         let want = vec![
-            (0, true, vec![(2, false, vec![8, 9, 10, 11]), (3, true, vec![12, 13])]),
+            (
+                0,
+                true,
+                vec![(2, false, vec![8, 9, 10, 11]), (3, true, vec![12, 13])],
+            ),
             (
                 1,
                 true,
@@ -532,10 +598,12 @@ mod tests {
 
     #[test]
     fn compensation_matches_saelens_golden() {
-        let f = golden().compute_probability_correction_factors(&[0.2; 30]).unwrap();
+        let f = golden()
+            .compute_probability_correction_factors(&[0.2; 30])
+            .unwrap();
         let want = [
-            1., 1., 10., 10., 20., 20., 20., 20., 5., 5., 5., 5., 10., 10., 15., 15., 15., 5., 5., 5., 5., 5., 5., 5.,
-            5., 5., 5., 5., 1., 1.,
+            1., 1., 10., 10., 20., 20., 20., 20., 5., 5., 5., 5., 10., 10., 15., 15., 15., 5., 5.,
+            5., 5., 5., 5., 5., 5., 5., 5., 5., 1., 1.,
         ];
         for (a, b) in f.iter().zip(want) {
             assert!((a - b).abs() < 1e-4, "{f:?}");
@@ -554,7 +622,10 @@ mod tests {
             ..Default::default()
         };
         let h = generate_hierarchy(10, &cfg, Some(0)).unwrap();
-        assert_eq!(h.roots[0].get_all_feature_indices(), vec![0, 2, 6, 7, 3, 8, 9]);
+        assert_eq!(
+            h.roots[0].get_all_feature_indices(),
+            vec![0, 2, 6, 7, 3, 8, 9]
+        );
         assert_eq!(h.roots[1].get_all_feature_indices(), vec![1, 4, 5]);
     }
 
@@ -562,7 +633,10 @@ mod tests {
     fn display_and_json_forms() {
         let n = HierarchyNode::new(
             Some(0),
-            vec![HierarchyNode::new(Some(3), vec![HierarchyNode::leaf(12)], false, false).unwrap(), HierarchyNode::leaf(4)],
+            vec![
+                HierarchyNode::new(Some(3), vec![HierarchyNode::leaf(12)], false, false).unwrap(),
+                HierarchyNode::leaf(4),
+            ],
             true,
             false,
         )
@@ -572,7 +646,8 @@ mod tests {
         assert!(json.starts_with(r#"{"feature_index":0,"mutually_exclusive_children":true,"scale_children_by_parent":false,"feature_id":null,"children":["#));
         let back: HierarchyNode = serde_json::from_str(&json).unwrap();
         assert_eq!(back, n);
-        let with_id: HierarchyNode = serde_json::from_str(r#"{"id":"animal","children":[{"feature_index":2}]}"#).unwrap();
+        let with_id: HierarchyNode =
+            serde_json::from_str(r#"{"id":"animal","children":[{"feature_index":2}]}"#).unwrap();
         assert_eq!(with_id.feature_id.as_deref(), Some("animal"));
         assert_eq!(with_id.children[0].feature_index, Some(2));
         let e = serde_json::from_str::<HierarchyNode>(r#"{"feature_index":0,"mutually_exclusive_children":true,"children":[{"feature_index":1}]}"#)
@@ -583,25 +658,70 @@ mod tests {
 
     #[test]
     fn validation_catches_duplicates_and_range() {
-        let dup = HierarchyNode::new(Some(0), vec![HierarchyNode::leaf(1), HierarchyNode::leaf(1)], false, false).unwrap();
+        let dup = HierarchyNode::new(
+            Some(0),
+            vec![HierarchyNode::leaf(1), HierarchyNode::leaf(1)],
+            false,
+            false,
+        )
+        .unwrap();
         let e = validate_hierarchy(&[dup], None).unwrap_err().to_string();
         assert!(e.contains("more than once"), "{e}");
-        let two = [HierarchyNode::leaf(0), HierarchyNode::new(Some(1), vec![HierarchyNode::leaf(0)], false, false).unwrap()];
+        let two = [
+            HierarchyNode::leaf(0),
+            HierarchyNode::new(Some(1), vec![HierarchyNode::leaf(0)], false, false).unwrap(),
+        ];
         assert!(validate_hierarchy(&two, None).is_err());
-        let e = validate_hierarchy(&[HierarchyNode::leaf(5)], Some(5)).unwrap_err().to_string();
+        let e = validate_hierarchy(&[HierarchyNode::leaf(5)], Some(5))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("out of range"), "{e}");
     }
 
     #[test]
     fn config_validation_and_json() {
         let bad = [
-            (HierarchyConfig { total_root_nodes: 0, ..Default::default() }, "total_root_nodes"),
-            (HierarchyConfig { branching_factor: BranchingFactor::Exact(1), ..Default::default() }, "branching_factor"),
-            (HierarchyConfig { branching_factor: BranchingFactor::Range(3, 2), ..Default::default() }, "branching_factor"),
-            (HierarchyConfig { max_depth: 0, ..Default::default() }, "max_depth"),
-            (HierarchyConfig { mutually_exclusive_portion: 1.5, ..Default::default() }, "portion"),
             (
-                HierarchyConfig { mutually_exclusive_min_depth: 2, mutually_exclusive_max_depth: Some(1), ..Default::default() },
+                HierarchyConfig {
+                    total_root_nodes: 0,
+                    ..Default::default()
+                },
+                "total_root_nodes",
+            ),
+            (
+                HierarchyConfig {
+                    branching_factor: BranchingFactor::Exact(1),
+                    ..Default::default()
+                },
+                "branching_factor",
+            ),
+            (
+                HierarchyConfig {
+                    branching_factor: BranchingFactor::Range(3, 2),
+                    ..Default::default()
+                },
+                "branching_factor",
+            ),
+            (
+                HierarchyConfig {
+                    max_depth: 0,
+                    ..Default::default()
+                },
+                "max_depth",
+            ),
+            (
+                HierarchyConfig {
+                    mutually_exclusive_portion: 1.5,
+                    ..Default::default()
+                },
+                "portion",
+            ),
+            (
+                HierarchyConfig {
+                    mutually_exclusive_min_depth: 2,
+                    mutually_exclusive_max_depth: Some(1),
+                    ..Default::default()
+                },
                 "max_depth",
             ),
         ];

@@ -40,7 +40,10 @@ pub use firing::{
     zipfian_firing_probabilities, FiringProbabilityConfig, FiringProbabilityGenerator,
 };
 pub use generator::{correlation_threshold, ActivationGenerator, Correlation, PerFeature};
-pub use hierarchy::{generate_hierarchy, validate_hierarchy, BranchingFactor, Hierarchy, HierarchyConfig, HierarchyNode};
+pub use hierarchy::{
+    generate_hierarchy, validate_hierarchy, BranchingFactor, Hierarchy, HierarchyConfig,
+    HierarchyNode,
+};
 pub use magnitude::{register_magnitude, Magnitude, MagnitudeConfig, MagnitudeGenerator};
 pub use modifier::{ActivationModifier, FnModifier};
 pub use orthogonalize::{

@@ -135,3 +135,51 @@ fn seeded_folded_normal_magnitudes_match_saelens() {
         assert!(max_dev < 1e-6, "{model}: max deviation {max_dev}");
     }
 }
+
+#[test]
+fn generated_hierarchies_and_compensated_probabilities_match_saelens() {
+    use synthsae_data::{generate_hierarchy, Hierarchy, HierarchyConfig};
+    for (model, n) in [("hier-corr-16x32", 16usize), ("bench-like-1024x96", 1024)] {
+        let cfg = config(model);
+        let seed = cfg["seed"].as_u64().unwrap();
+        let hcfg: HierarchyConfig = serde_json::from_value(cfg["hierarchy"].clone()).unwrap();
+        // Hierarchy: seed + 3, CPython's random.
+        let ours = generate_hierarchy(n, &hcfg, Some(seed + 3)).unwrap();
+        let theirs: Hierarchy =
+            serde_json::from_slice(&std::fs::read(fixture(model, "hierarchy.json")).unwrap())
+                .unwrap();
+        assert_eq!(ours, theirs, "{model}");
+        // Compensated probabilities, float32-exact.
+        let fp: FiringProbabilityConfig =
+            serde_json::from_value(cfg["firing_probability"].clone()).unwrap();
+        let base = fp.generate(n, None).unwrap();
+        let (p, _, _) = ours.compensate(&base).unwrap();
+        let saved = read_f32(model, "firing_probabilities");
+        // Known gap: in bench-like-1024x96 the compensated probabilities of
+        // features 266 and 267 (children of an ME node at depth 2) are a few
+        // ulp below sae-lens's (their base values would have to be 1 ulp
+        // higher); all 1022 others are bit-identical. Bounded so that any new
+        // deviation fails.
+        let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs();
+        let diffs: Vec<_> = p
+            .iter()
+            .zip(&saved)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .collect();
+        assert!(
+            diffs.len() <= 2,
+            "{model}: probabilities differ (index, (ours, sae-lens)): {diffs:?}"
+        );
+        assert!(
+            diffs.iter().all(|(_, (a, b))| ulps(**a, **b) <= 4),
+            "{model}: {diffs:?}"
+        );
+        // The saved weights file holds the same final probabilities.
+        assert_eq!(
+            read_weights(model, "firing_probabilities"),
+            saved,
+            "{model}"
+        );
+    }
+}
