@@ -552,7 +552,8 @@ mod tests {
     #[test]
     fn generation_matches_saelens_golden() {
         let h = golden();
-        let shape: Vec<(usize, bool, Vec<(usize, bool, Vec<usize>)>)> = h
+        type Shape = Vec<(usize, bool, Vec<(usize, bool, Vec<usize>)>)>;
+        let shape: Shape = h
             .roots
             .iter()
             .map(|r| {
