@@ -14,6 +14,7 @@ pub mod feature_dictionary;
 pub mod firing;
 pub mod generator;
 pub mod hierarchy;
+pub mod hierarchy_modifier;
 mod kernels;
 pub mod magnitude;
 pub mod modifier;
@@ -44,6 +45,7 @@ pub use hierarchy::{
     generate_hierarchy, validate_hierarchy, BranchingFactor, Hierarchy, HierarchyConfig,
     HierarchyNode,
 };
+pub use hierarchy_modifier::HierarchyModifier;
 pub use magnitude::{register_magnitude, Magnitude, MagnitudeConfig, MagnitudeGenerator};
 pub use modifier::{ActivationModifier, FnModifier};
 pub use orthogonalize::{
