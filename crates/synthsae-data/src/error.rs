@@ -53,6 +53,23 @@ pub enum DataError {
         #[source]
         source: serde_json::Error,
     },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file has the wrong content (corrupt, truncated, missing tensor, wrong shape).
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Reading a tensor back from a device failed.
     #[error("reading `{what}` back from the device failed: {reason}")]
     Device {

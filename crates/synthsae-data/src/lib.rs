@@ -25,6 +25,7 @@ pub mod registry;
 pub mod rng;
 pub mod sparse;
 pub mod superposition;
+pub mod synthetic_model;
 pub mod torch_rng;
 
 pub use correlation::{
@@ -54,4 +55,7 @@ pub use orthogonalize::{
 pub use rng::{sample_rng, ChaChaSource, RandomSource, SampleRng};
 pub use sparse::SparseBatch;
 pub use superposition::{compute_superposition_stats, SuperpositionStats};
+pub use synthetic_model::{
+    HiddenPath, LowRankCorrelationConfig, SyntheticModel, SyntheticModelConfig,
+};
 pub use torch_rng::TorchGenerator;
