@@ -20,6 +20,7 @@ pub mod magnitude;
 pub mod modifier;
 pub mod mt19937;
 pub mod orthogonalize;
+pub mod presets;
 pub mod py_random;
 pub mod registry;
 pub mod rng;
@@ -52,6 +53,7 @@ pub use modifier::{ActivationModifier, FnModifier};
 pub use orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
+pub use presets::{preset, PRESETS};
 pub use rng::{sample_rng, ChaChaSource, RandomSource, SampleRng};
 pub use sparse::SparseBatch;
 pub use superposition::{compute_superposition_stats, SuperpositionStats};
