@@ -1,13 +1,14 @@
 //! The `synthsae` command-line tool.
 //!
 //! With no arguments it runs the quickstart on an embedded default; every
-//! command takes `--backend`, `--seed` where it draws, `--json` and `--quiet`.
+//! command takes `--backend`, `--json` and `--quiet`.
 
 mod commands;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use commands::model::{ModelCommand, ModelSource, SamplingArgs};
 use synthsae::BackendKind;
 
 /// Synthetic data with known ground-truth features, for sparse autoencoders.
@@ -29,10 +30,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the main job on the embedded default (what `synthsae` alone does).
+    /// The main job on the embedded `quickstart` preset (what `synthsae` alone
+    /// does): build the model, sample 100 000 activations, report.
     Quickstart,
-    /// Builds a synthetic feature model, samples from it and reports statistics.
+    /// Build, save and describe synthetic models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Draw samples from a saved model into a safetensors file.
     Sample(commands::sample::SampleArgs),
+    /// List the presets.
+    Presets,
 }
 
 fn parse_backend(s: &str) -> Result<BackendKind, String> {
@@ -41,12 +48,9 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let backend = match cli.backend.or_else(BackendKind::default_compiled) {
-        Some(b) => b,
-        None => {
-            eprintln!("error: no backend is compiled into this binary");
-            return ExitCode::from(2);
-        }
+    let Some(backend) = cli.backend.or_else(BackendKind::default_compiled) else {
+        eprintln!("error: no backend is compiled into this binary");
+        return ExitCode::from(2);
     };
     let opts = commands::GlobalOpts {
         backend,
@@ -54,10 +58,39 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
     };
     let result = match cli.command.unwrap_or(Command::Quickstart) {
-        Command::Quickstart => {
-            commands::sample::run(commands::sample::SampleArgs::quickstart(), &opts)
-        }
+        Command::Quickstart => synthsae::data::preset("quickstart")
+            .map_err(Into::into)
+            .and_then(|config| {
+                commands::model::run_report(
+                    ModelSource::Build {
+                        label: "preset:quickstart".into(),
+                        config: Box::new(config),
+                        save_to: None,
+                    },
+                    SamplingArgs {
+                        samples: 100_000,
+                        batch_size: 1024,
+                        seed: 0,
+                    },
+                    &opts,
+                )
+            }),
+        Command::Model(cmd) => commands::model::run(cmd, &opts),
         Command::Sample(args) => commands::sample::run(args, &opts),
+        Command::Presets => {
+            if opts.json {
+                let list: Vec<_> = synthsae::data::PRESETS
+                    .iter()
+                    .map(|(n, d, _)| serde_json::json!({"name": n, "description": d}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for (n, d, _) in synthsae::data::PRESETS {
+                    println!("{n:<20} {d}");
+                }
+            }
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,9 @@
 //! Command implementations: each composes library calls and formats output.
 
+pub mod model;
 pub mod sample;
+
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use synthsae::backend::BackendUnavailable;
@@ -27,7 +30,7 @@ pub enum CliError {
     /// The requested backend is not compiled in.
     #[error(transparent)]
     Backend(#[from] BackendUnavailable),
-    /// A flag combination that cannot work.
+    /// A flag value that cannot work.
     #[error("invalid `--{flag}`: {reason}")]
     Usage {
         /// The flag, without dashes.
@@ -35,9 +38,23 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+    /// An input file that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Writing output failed.
     #[error("cannot write output: {0}")]
-    Output(#[from] serde_json::Error),
+    Output(String),
+}
+
+impl From<serde_json::Error> for CliError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Output(e.to_string())
+    }
 }
 
 impl CliError {
@@ -48,6 +65,23 @@ impl CliError {
             _ => 1,
         }
     }
+}
+
+/// Writes `bytes` to `path` via a temporary file and a rename, so a failed
+/// or interrupted run never leaves a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::Output(format!("{}: {e}", parent.display())))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| CliError::Output(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::Output(format!("{}: {e}", path.display()))
+    })
 }
 
 /// A progress bar on stderr (hidden with `--quiet` or when stderr is not a terminal).

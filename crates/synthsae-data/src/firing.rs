@@ -157,6 +157,33 @@ impl FiringProbabilityConfig {
         }
     }
 
+    /// Checks the parameters of built-in distributions.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::Zipfian(c) => {
+                if c.exponent.is_nan() || c.exponent <= 0.0 {
+                    return Err(invalid(
+                        "exponent",
+                        format!("must be positive, got {}", c.exponent),
+                    ));
+                }
+                check_prob_range(c.max_prob, c.min_prob, false)
+            }
+            Self::Linear(c) => check_prob_range(c.max_prob, c.min_prob, true),
+            Self::Random(c) => check_prob_range(c.max_prob, c.min_prob, false),
+            Self::Constant(c) => {
+                if !(c.probability > 0.0 && c.probability <= 1.0) {
+                    return Err(invalid(
+                        "probability",
+                        format!("{} is outside (0, 1]", c.probability),
+                    ));
+                }
+                Ok(())
+            }
+            Self::Custom(_) => Ok(()),
+        }
+    }
+
     /// Probabilities `[num_features]`; `seed` is used by `random` only.
     pub fn generate(&self, num_features: usize, seed: Option<u64>) -> Result<Vec<f32>> {
         self.generate_with(num_features, &mut ChaChaSource::new(seed))
@@ -209,13 +236,15 @@ impl FiringProbabilityConfig {
     pub fn from_value(value: Value) -> Result<Self> {
         let what = "firing_probability";
         let (name, params) = split_tagged(value, what)?;
-        Ok(match name.as_str() {
+        let cfg = match name.as_str() {
             "zipfian" => Self::Zipfian(parse_params(params, what)?),
             "linear" => Self::Linear(parse_params(params, what)?),
             "random" => Self::Random(parse_params(params, what)?),
             "constant" => Self::Constant(parse_params(params, what)?),
             other => Self::Custom(REGISTRY.build(other, params)?),
-        })
+        };
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 

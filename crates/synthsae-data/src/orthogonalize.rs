@@ -165,7 +165,9 @@ pub fn optimize<B: Backend>(
                 (s * s, (s - 1.0) * (s - 1.0))
             })
             .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        last_loss = frob - sum_s2 + n as f64 * sum_diag;
+        // The off-diagonal part is a difference of large terms; it cannot be
+        // negative, so clamp the cancellation error.
+        last_loss = (frob - sum_s2).max(0.0) + n as f64 * sum_diag;
         if let Some(cb) = progress.as_mut() {
             cb(step, last_loss);
         }

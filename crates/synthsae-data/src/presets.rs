@@ -26,7 +26,10 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
 pub fn preset(name: &str) -> Result<SyntheticModelConfig> {
     let (_, _, json) = PRESETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
         let names: Vec<&str> = PRESETS.iter().map(|(n, _, _)| *n).collect();
-        invalid("preset", format!("unknown preset `{name}`; available: {}", names.join(", ")))
+        invalid(
+            "preset",
+            format!("unknown preset `{name}`; available: {}", names.join(", ")),
+        )
     })?;
     SyntheticModelConfig::from_json(json)
 }
@@ -44,14 +47,22 @@ mod tests {
         let b = preset("synthsaebench-16k").unwrap();
         assert_eq!((b.num_features, b.hidden_dim), (16384, 768));
         let e = preset("nope").unwrap_err().to_string();
-        assert!(e.contains("tutorial") && e.contains("synthsaebench-16k"), "{e}");
+        assert!(
+            e.contains("tutorial") && e.contains("synthsaebench-16k"),
+            "{e}"
+        );
     }
 
     #[test]
     fn synthsaebench_hierarchy_covers_10880_features() {
         // Published: features 0–127 are roots, 10 880 features are in trees.
         let cfg = preset("synthsaebench-16k").unwrap();
-        let h = crate::hierarchy::generate_hierarchy(cfg.num_features, cfg.hierarchy.as_ref().unwrap(), Some(45)).unwrap();
+        let h = crate::hierarchy::generate_hierarchy(
+            cfg.num_features,
+            cfg.hierarchy.as_ref().unwrap(),
+            Some(45),
+        )
+        .unwrap();
         assert_eq!(h.roots.len(), 128);
         assert_eq!(h.feature_indices_used().len(), 10_880);
     }
