@@ -5,6 +5,10 @@
 //!   orthogonalisation step).
 //! * `test`: the README's test command (`cargo test --workspace`).
 //! * `ci`: runs `.ci/run`.
+//! * `interop`: checks that models move between synthsae and sae-lens both
+//!   ways (`xtask/interop/check.py`). Needs a Python with sae-lens 6.54.12:
+//!   `SYNTHSAE_PYTHON=/path/to/python` or `python3`; skipped (exit 0) when
+//!   none is found.
 
 use std::process::{Command, ExitCode};
 
@@ -22,6 +26,44 @@ fn run(mut cmd: Command) -> Result<()> {
         bail!("{cmd:?} failed with {status}");
     }
     Ok(())
+}
+
+fn interop() -> Result<()> {
+    let python = std::env::var("SYNTHSAE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args([
+            "-c",
+            "import sae_lens, sys; sys.exit(0 if sae_lens.__version__ == '6.54.12' else 3)",
+        ])
+        .output();
+    match probe {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            println!(
+                "interop skipped: `{python}` cannot import sae-lens 6.54.12 (set SYNTHSAE_PYTHON)"
+            );
+            return Ok(());
+        }
+    }
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--package",
+        "synthsae",
+        "--bin",
+        "synthsae",
+    ]);
+    run(build)?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let binary = std::fs::canonicalize(format!("{target}/release/synthsae"))
+        .context("locating the synthsae binary")?;
+    let work = std::env::temp_dir().join(format!("synthsae-interop-{}", std::process::id()));
+    let mut check = Command::new(&python);
+    check.arg("xtask/interop/check.py").arg(&work).arg(&binary);
+    let result = run(check);
+    let _ = std::fs::remove_dir_all(&work);
+    result
 }
 
 fn main() -> ExitCode {
@@ -48,13 +90,14 @@ fn main() -> ExitCode {
             cmd.args(["test", "--workspace"]);
             run(cmd)
         }
+        Some("interop") => interop(),
         Some("ci") => {
             let mut cmd = Command::new("bash");
             cmd.arg(".ci/run");
             run(cmd)
         }
         _ => {
-            eprintln!("usage: cargo xtask <bench [FILTER] | test | ci>");
+            eprintln!("usage: cargo xtask <bench [FILTER] | test | ci | interop>");
             return ExitCode::from(2);
         }
     };

@@ -372,6 +372,37 @@ mod tests {
     }
 
     #[test]
+    fn dense_and_sparse_paths_agree() {
+        use burn::backend::NdArray;
+        let cfg = crate::hierarchy::HierarchyConfig {
+            total_root_nodes: 3,
+            branching_factor: crate::hierarchy::BranchingFactor::Exact(3),
+            max_depth: 2,
+            mutually_exclusive_portion: 0.5,
+            scale_children_by_parent: true,
+            ..Default::default()
+        };
+        let h = crate::hierarchy::generate_hierarchy(40, &cfg, Some(1)).unwrap();
+        let g = ActivationGenerator::new(40, 0.4f32, 0.3f32, 1.5f32)
+            .unwrap()
+            .with_modifier(Arc::new(HierarchyModifier::new(h, 40).unwrap()))
+            .unwrap();
+        // An unmodified batch: same generator without the modifier.
+        let plain = ActivationGenerator::new(40, 0.4f32, 0.3f32, 1.5f32).unwrap();
+        let raw = plain.sample(200, &mut sample_rng(Some(4)));
+        let mut sparse = raw.clone();
+        g.apply_modifiers(&mut sparse, &mut sample_rng(Some(9)));
+        let dense = g
+            .apply_modifiers_dense::<NdArray>(
+                raw.to_tensor(&Default::default()),
+                &mut sample_rng(Some(9)),
+            )
+            .unwrap();
+        assert_eq!(SparseBatch::from_tensor(dense).unwrap(), sparse);
+        assert!(sparse.nnz() < raw.nnz(), "the hierarchy removed entries");
+    }
+
+    #[test]
     fn invalid_hierarchies_are_rejected() {
         let h = Hierarchy::new(vec![node(0, vec![HierarchyNode::leaf(7)], false, false)]).unwrap();
         let e = HierarchyModifier::new(h.clone(), 5)
