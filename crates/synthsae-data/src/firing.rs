@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{invalid, Result};
@@ -139,12 +139,6 @@ impl Default for FiringProbabilityConfig {
     }
 }
 
-impl PartialEq for FiringProbabilityConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.to_value() == other.to_value()
-    }
-}
-
 impl FiringProbabilityConfig {
     /// The `generator_name` of this distribution.
     pub fn generator_name(&self) -> &str {
@@ -248,18 +242,7 @@ impl FiringProbabilityConfig {
     }
 }
 
-impl Serialize for FiringProbabilityConfig {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.to_value().serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for FiringProbabilityConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Self::from_value(v).map_err(serde::de::Error::custom)
-    }
-}
+crate::registry::tagged_config_serde!(FiringProbabilityConfig);
 
 fn check_num_features(n: usize) -> Result<()> {
     if n < 1 {

@@ -117,12 +117,6 @@ pub enum MagnitudeConfig {
     Custom(Arc<dyn MagnitudeGenerator>),
 }
 
-impl PartialEq for MagnitudeConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.to_value() == other.to_value()
-    }
-}
-
 impl MagnitudeConfig {
     /// The `generator_name` of this distribution.
     pub fn generator_name(&self) -> &str {
@@ -138,27 +132,9 @@ impl MagnitudeConfig {
     /// Checks the parameters (the reference checks them at construction).
     pub fn validate(&self) -> Result<()> {
         match self {
-            Self::Linear(c) => {
-                if !(c.start > 0.0 && c.end > 0.0) {
-                    return Err(invalid(
-                        "linear.start/end",
-                        format!(
-                            "start and end must be positive, got start={}, end={}",
-                            c.start, c.end
-                        ),
-                    ));
-                }
-            }
+            Self::Linear(c) => check_positive_ends("linear", c.start, c.end, "")?,
             Self::Exponential(c) => {
-                if !(c.start > 0.0 && c.end > 0.0) {
-                    return Err(invalid(
-                        "exponential.start/end",
-                        format!(
-                            "start and end must be positive for exponential scale, got start={}, end={}",
-                            c.start, c.end
-                        ),
-                    ));
-                }
+                check_positive_ends("exponential", c.start, c.end, " for exponential scale")?
             }
             Self::FoldedNormal(c) => {
                 if c.std.is_nan() || c.std <= 0.0 {
@@ -280,16 +256,16 @@ impl MagnitudeConfig {
     }
 }
 
-impl Serialize for MagnitudeConfig {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.to_value().serialize(s)
-    }
-}
+crate::registry::tagged_config_serde!(MagnitudeConfig);
 
-impl<'de> Deserialize<'de> for MagnitudeConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Self::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+fn check_positive_ends(kind: &str, start: f64, end: f64, context: &str) -> Result<()> {
+    if start > 0.0 && end > 0.0 {
+        return Ok(());
     }
+    Err(invalid(
+        format!("{kind}.start/end"),
+        format!("start and end must be positive{context}, got start={start}, end={end}"),
+    ))
 }
 
 /// A magnitude as written in a sae-lens config: a number or a config object.

@@ -119,3 +119,34 @@ pub(crate) fn parse_params<P: serde::de::DeserializeOwned>(
         source,
     })
 }
+
+/// Implements `PartialEq`, `Serialize` and `Deserialize` for a tagged config
+/// enum through its `to_value` / `from_value` (the sae-lens JSON form).
+macro_rules! tagged_config_serde {
+    ($ty:ty) => {
+        impl PartialEq for $ty {
+            fn eq(&self, other: &Self) -> bool {
+                self.to_value() == other.to_value()
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                self.to_value().serialize(s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                Self::from_value(<serde_json::Value as serde::Deserialize>::deserialize(d)?)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use tagged_config_serde;
