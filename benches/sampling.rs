@@ -6,8 +6,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use synthsae::data::{
-    generate_random_low_rank_correlation_matrix, sample_rng, zipfian_firing_probabilities,
-    ActivationGenerator, Bias, Correlation, FeatureDictionaryConfig,
+    generate_random_low_rank_correlation_matrix, preset, sample_rng, zipfian_firing_probabilities,
+    ActivationGenerator, Bias, Correlation, FeatureDictionaryConfig, SyntheticModel,
 };
 
 const N: usize = 16_384;
@@ -48,6 +48,22 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The SynthSAEBench-16k model (hierarchy + rank-25 copula), without the
+    // orthogonalisation (sampling cost does not depend on it).
+    let mut cfg = preset("synthsaebench-16k").unwrap();
+    cfg.orthogonalization = None;
+    let model = SyntheticModel::<burn::backend::Flex>::new(cfg, &device).unwrap();
+    let mut rng = sample_rng(Some(0));
+    let mut hidden = vec![0.0f32; BATCH * D];
+    group.bench_function("synthsaebench_16k/with_hidden", |b| {
+        b.iter(|| {
+            let batch = model.sample_features(BATCH, &mut rng);
+            model
+                .host_dictionary()
+                .forward_sparse_into(&batch, &mut hidden)
+                .unwrap();
+        })
+    });
     group.finish();
 }
 
