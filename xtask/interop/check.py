@@ -47,10 +47,10 @@ def compare(label, ours_dir, theirs_dir, tol):
     if worst > tol:
         sys.exit(f"FAIL {label}: max deviation {worst:.3e} > {tol:.0e}")
     for name in ("synthetic_model_config.json", "hierarchy.json"):
-        pa, pb = os.path.join(ours_dir, name), os.path.join(theirs_dir, name)
-        if os.path.exists(pa) != os.path.exists(pb):
+        ja, jb = os.path.join(ours_dir, name), os.path.join(theirs_dir, name)
+        if os.path.exists(ja) != os.path.exists(jb):
             sys.exit(f"FAIL {label}: {name} present in only one model")
-        if os.path.exists(pa) and json.load(open(pa)) != json.load(open(pb)):
+        if os.path.exists(ja) and json.load(open(ja)) != json.load(open(jb)):
             sys.exit(f"FAIL {label}: {name} differs")
     print(f"ok   {label}: probabilities {exact}/{pa.numel()} bit-identical (others <= {int(ulps.max())} ulp), tensors within {worst:.2e}, JSON identical")
 
