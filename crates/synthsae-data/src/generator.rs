@@ -97,8 +97,9 @@ enum Copula {
     Dense {
         cholesky: Vec<f32>,
     },
-    /// Transposed factor `[R, N]` and `1 / sqrt(diag)` `[N]`.
+    /// Factor `[N, R]`, transposed factor `[R, N]` and `1 / sqrt(diag)` `[N]`.
     LowRank {
+        factor: Vec<f32>,
         factor_t: Vec<f32>,
         inv_sqrt_diag: Vec<f32>,
         rank: usize,
@@ -132,6 +133,54 @@ pub struct ActivationGenerator {
     correlation: Option<Correlation>,
     copula: Copula,
     modifiers: Vec<Arc<dyn ActivationModifier>>,
+    /// Parent rule of the first modifier, with features in parent-first order.
+    gating: Option<Gating>,
+}
+
+/// Features that can only survive when their parent fires.
+#[derive(Debug, Clone)]
+struct Gating {
+    /// Parent of each feature (`u32::MAX`: none).
+    parent: Vec<u32>,
+    /// All features, every parent before its children.
+    order: Vec<u32>,
+}
+
+impl Gating {
+    fn new(parent: &[u32]) -> Option<Self> {
+        let n = parent.len();
+        let mut depth = vec![u32::MAX; n];
+        for f in 0..n {
+            // Walk up to a feature of known depth (bounded: a cycle is rejected).
+            let mut chain = Vec::new();
+            let mut g = f;
+            while depth[g] == u32::MAX {
+                chain.push(g);
+                match parent[g] {
+                    u32::MAX => break,
+                    p if (p as usize) < n && chain.len() <= n => g = p as usize,
+                    _ => return None,
+                }
+            }
+            let mut d = if depth[g] == u32::MAX {
+                0
+            } else {
+                depth[g] + 1
+            };
+            for &c in chain.iter().rev() {
+                if depth[c] == u32::MAX {
+                    depth[c] = d;
+                    d += 1;
+                }
+            }
+        }
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by_key(|&f| depth[f as usize]);
+        Some(Self {
+            parent: parent.to_vec(),
+            order,
+        })
+    }
 }
 
 impl ActivationGenerator {
@@ -198,6 +247,7 @@ impl ActivationGenerator {
             correlation: None,
             copula: Copula::Independent,
             modifiers: Vec::new(),
+            gating: None,
         })
     }
 
@@ -234,6 +284,7 @@ impl ActivationGenerator {
                     }
                 }
                 Copula::LowRank {
+                    factor: lr.factor().to_vec(),
                     factor_t,
                     inv_sqrt_diag: lr.diag().iter().map(|d| 1.0 / d.sqrt()).collect(),
                     rank: r,
@@ -253,6 +304,12 @@ impl ActivationGenerator {
     /// Appends a modifier to the chain (applied left to right).
     pub fn with_modifier(mut self, modifier: Arc<dyn ActivationModifier>) -> Result<Self> {
         modifier.check(&self)?;
+        if self.modifiers.is_empty() {
+            self.gating = modifier
+                .required_parents()
+                .filter(|p| p.len() == self.num_features)
+                .and_then(Gating::new);
+        }
         self.modifiers.push(modifier);
         Ok(self)
     }
@@ -414,13 +471,46 @@ impl ActivationGenerator {
                 let mut idx = Vec::new();
                 let mut z = vec![0.0f32; n];
                 let mut uniforms = vec![0u32; n];
+                let mut fired = vec![false; if self.gating.is_some() { n } else { 0 }];
+                let mut eps: Vec<f32> = Vec::new();
                 for _ in 0..rows {
                     let before = idx.len();
                     match &self.copula {
                         Copula::LowRank {
+                            factor,
+                            inv_sqrt_diag,
+                            rank,
+                            ..
+                        } if self.gating.is_some() => {
+                            // Parent-first: a feature is drawn only if its
+                            // parent fired (otherwise the modifier zeroes it).
+                            let gating = self.gating.as_ref().expect("checked");
+                            eps.clear();
+                            eps.extend((0..*rank).map(|_| normal(&mut rng)));
+                            let start = idx.len();
+                            for &f in &gating.order {
+                                let f = f as usize;
+                                let p = gating.parent[f];
+                                if p != u32::MAX && !fired[p as usize] {
+                                    continue;
+                                }
+                                let row = &factor[f * rank..(f + 1) * rank];
+                                let z: f32 = row.iter().zip(&eps).map(|(a, b)| a * b).sum();
+                                if exceeds((tau[f] - z) * inv_sqrt_diag[f], rng.next_u32()) {
+                                    fired[f] = true;
+                                    idx.push(f as u32);
+                                }
+                            }
+                            idx[start..].sort_unstable();
+                            for &f in &idx[start..] {
+                                fired[f as usize] = false;
+                            }
+                        }
+                        Copula::LowRank {
                             factor_t,
                             inv_sqrt_diag,
                             rank,
+                            ..
                         } => {
                             // z = F ε; feature j fires iff F_j·ε + √d_j η_j > τ_j,
                             // i.e. iff η_j > (τ_j − z_j)/√d_j, decided from one

@@ -237,6 +237,10 @@ impl ActivationModifier for HierarchyModifier {
         Ok(())
     }
 
+    fn required_parents(&self) -> Option<&[u32]> {
+        Some(&self.parent)
+    }
+
     fn modify(
         &self,
         batch: &mut SparseBatch,

@@ -21,6 +21,15 @@ pub trait ActivationModifier: Debug + Send + Sync {
         Ok(())
     }
 
+    /// For each feature, a parent feature that must be active for the feature
+    /// to survive this modifier (`u32::MAX`: none), if the modifier has such
+    /// a rule. When the first modifier of the chain provides it, the copula
+    /// sampler does not draw features whose parent did not fire: they would
+    /// be zeroed anyway, so the distribution is unchanged and the work drops.
+    fn required_parents(&self) -> Option<&[u32]> {
+        None
+    }
+
     /// Modifies `batch` in place.
     fn modify(&self, batch: &mut SparseBatch, generator: &ActivationGenerator, rng: &mut SampleRng);
 }

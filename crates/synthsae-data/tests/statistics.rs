@@ -230,3 +230,61 @@ fn dense_copula_co_firing_matches_orthant_probability() {
     .unwrap();
     check_copula(&g, |i, j| m.get(i, j) as f64, 150_000, 4);
 }
+
+#[test]
+fn parent_first_copula_sampling_matches_fire_then_filter() {
+    // With a hierarchy as the first modifier the copula sampler skips children
+    // of parents that did not fire. Placing a no-op modifier first disables
+    // that shortcut; both must give the same distribution: per-feature rates
+    // and parent/child co-firing agree within 5σ of the two-sample error.
+    use std::sync::Arc;
+    use synthsae_data::{
+        generate_hierarchy, BranchingFactor, FnModifier, HierarchyConfig, HierarchyModifier,
+    };
+    let n = 120;
+    let hcfg = HierarchyConfig {
+        total_root_nodes: 6,
+        branching_factor: BranchingFactor::Range(2, 4),
+        max_depth: 3,
+        mutually_exclusive_portion: 0.5,
+        compensate_probabilities: true,
+        scale_children_by_parent: true,
+        ..Default::default()
+    };
+    let h = generate_hierarchy(n, &hcfg, Some(7)).unwrap();
+    let base = zipfian_firing_probabilities(n, 0.5, 0.4, 0.02).unwrap();
+    let (p, _, _) = h.compensate(&base).unwrap();
+    let lr = generate_random_low_rank_correlation_matrix(n, 4, 0.3, Some(2)).unwrap();
+    let make = |noop_first: bool| {
+        let mut g = ActivationGenerator::new(n, p.clone(), 0.2f32, vec![1.5f32; n])
+            .unwrap()
+            .with_correlation(Correlation::LowRank(lr.clone()))
+            .unwrap();
+        if noop_first {
+            g = g
+                .with_modifier(Arc::new(FnModifier::new("noop", |_, _, _| {})))
+                .unwrap();
+        }
+        g.with_modifier(Arc::new(HierarchyModifier::new(h.clone(), n).unwrap()))
+            .unwrap()
+    };
+    let rows = 100_000;
+    let (fast, slow) = (draw(&make(false), rows, 11), draw(&make(true), rows, 12));
+    let (cf, cs) = (firing_counts(&fast, n), firing_counts(&slow, n));
+    for f in 0..n {
+        let (a, b) = (cf[f] as f64 / rows as f64, cs[f] as f64 / rows as f64);
+        let q = (a + b) / 2.0;
+        let se = (q * (1.0 - q) * 2.0 / rows as f64)
+            .sqrt()
+            .max(1.0 / rows as f64);
+        assert!((a - b).abs() <= 5.0 * se, "feature {f}: {a:.4} vs {b:.4}");
+    }
+    let root = h.roots[0].feature_index.unwrap() as u32;
+    let child = h.roots[0].children[0].feature_index.unwrap() as u32;
+    let (a, b) = (
+        co_firing(&fast, root, child) as f64 / rows as f64,
+        co_firing(&slow, root, child) as f64 / rows as f64,
+    );
+    let se = ((a + b) / 2.0 * (1.0 - (a + b) / 2.0) * 2.0 / rows as f64).sqrt();
+    assert!((a - b).abs() <= 5.0 * se, "co-firing {a} vs {b}");
+}
