@@ -137,13 +137,22 @@ pub struct ActivationGenerator {
     gating: Option<Gating>,
 }
 
+/// Low-rank factor columns, thresholds and `1/√d` of the parent-free features.
+struct FreeFeatures {
+    factor_t: Vec<f32>,
+    tau: Vec<f32>,
+    inv_s: Vec<f32>,
+}
+
 /// Features that can only survive when their parent fires.
 #[derive(Debug, Clone)]
 struct Gating {
     /// Parent of each feature (`u32::MAX`: none).
     parent: Vec<u32>,
-    /// All features, every parent before its children.
+    /// All features, every parent before its children; the first `n_free`
+    /// have no parent (ascending).
     order: Vec<u32>,
+    n_free: usize,
 }
 
 impl Gating {
@@ -176,9 +185,14 @@ impl Gating {
         }
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&f| depth[f as usize]);
+        let n_free = order
+            .iter()
+            .take_while(|&&f| parent[f as usize] == u32::MAX)
+            .count();
         Some(Self {
             parent: parent.to_vec(),
             order,
+            n_free,
         })
     }
 }
@@ -462,6 +476,30 @@ impl ActivationGenerator {
     fn fire_copula(&self, batch_size: usize, key: u64) -> SparseBatch {
         let n = self.num_features;
         let tau = self.thresholds.as_deref().unwrap_or(&[]);
+        // Compact copies for the parent-free features of a gated low-rank copula.
+        let free = match (&self.gating, &self.copula) {
+            (
+                Some(g),
+                Copula::LowRank {
+                    factor_t,
+                    inv_sqrt_diag,
+                    rank,
+                    ..
+                },
+            ) => {
+                let cols = &g.order[..g.n_free];
+                let mut ft = Vec::with_capacity(rank * cols.len());
+                for r in 0..*rank {
+                    ft.extend(cols.iter().map(|&f| factor_t[r * n + f as usize]));
+                }
+                Some(FreeFeatures {
+                    factor_t: ft,
+                    tau: cols.iter().map(|&f| tau[f as usize]).collect(),
+                    inv_s: cols.iter().map(|&f| inv_sqrt_diag[f as usize]).collect(),
+                })
+            }
+            _ => None,
+        };
         let blocks: Vec<(Vec<usize>, Vec<u32>)> = (0..batch_size.div_ceil(ROW_BLOCK))
             .into_par_iter()
             .map(|blk| {
@@ -484,19 +522,41 @@ impl ActivationGenerator {
                         } if self.gating.is_some() => {
                             // Parent-first: a feature is drawn only if its
                             // parent fired (otherwise the modifier zeroes it).
+                            // Features without a parent are decided in one
+                            // vectorised pass, the others one by one.
                             let gating = self.gating.as_ref().expect("checked");
+                            let free = free.as_ref().expect("built with gating");
+                            let n0 = gating.n_free;
                             eps.clear();
                             eps.extend((0..*rank).map(|_| normal(&mut rng)));
                             let start = idx.len();
-                            for &f in &gating.order {
+                            let z0 = &mut z[..n0];
+                            z0.fill(0.0);
+                            for (r, col) in free
+                                .factor_t
+                                .chunks_exact(n0.max(1))
+                                .take(*rank)
+                                .enumerate()
+                            {
+                                axpy(z0, eps[r], col);
+                            }
+                            standardized_gap(z0, &free.tau, &free.inv_s);
+                            rng.fill(&mut uniforms[..n0]);
+                            for (k, (&t, &u)) in z0.iter().zip(&uniforms[..n0]).enumerate() {
+                                if exceeds(t, u) {
+                                    let f = gating.order[k] as usize;
+                                    fired[f] = true;
+                                    idx.push(f as u32);
+                                }
+                            }
+                            for &f in &gating.order[n0..] {
                                 let f = f as usize;
-                                let p = gating.parent[f];
-                                if p != u32::MAX && !fired[p as usize] {
+                                if !fired[gating.parent[f] as usize] {
                                     continue;
                                 }
                                 let row = &factor[f * rank..(f + 1) * rank];
-                                let z: f32 = row.iter().zip(&eps).map(|(a, b)| a * b).sum();
-                                if exceeds((tau[f] - z) * inv_sqrt_diag[f], rng.next_u32()) {
+                                let zf: f32 = row.iter().zip(&eps).map(|(a, b)| a * b).sum();
+                                if exceeds((tau[f] - zf) * inv_sqrt_diag[f], rng.next_u32()) {
                                     fired[f] = true;
                                     idx.push(f as u32);
                                 }
