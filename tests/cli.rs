@@ -185,6 +185,32 @@ fn bad_input_is_one_readable_line_and_an_exit_code() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!dir.join("x.st").exists());
+    let model = dir.join("tiny");
+    ok_json(&[
+        "model",
+        "new",
+        "--preset",
+        "tutorial",
+        "--out",
+        model.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
+    let huge = synthsae(&[
+        "sample",
+        model.to_str().unwrap(),
+        "--samples",
+        "18446744073709551615",
+        "--out",
+        dir.join("h.st").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        huge.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&huge.stderr)
+    );
+    assert!(String::from_utf8_lossy(&huge.stderr).contains("--samples"));
     let out = synthsae(&["--backend", "tpu"]);
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();

@@ -66,7 +66,28 @@ impl BackendJob for SampleJob {
         let model = SyntheticModel::<B>::load(&a.source, &device)?;
         let d = model.config().hidden_dim;
         let mut rng = sample_rng(Some(a.seed));
-        let mut hidden: Vec<f32> = Vec::with_capacity(a.samples * d);
+        let total = a
+            .samples
+            .checked_mul(d)
+            .filter(|&t| t <= isize::MAX as usize / 4)
+            .ok_or(CliError::Usage {
+                flag: "samples",
+                reason: format!(
+                    "{} samples × {d} dimensions does not fit in memory",
+                    a.samples
+                ),
+            })?;
+        let mut hidden: Vec<f32> = Vec::new();
+        hidden
+            .try_reserve_exact(total)
+            .map_err(|_| CliError::Usage {
+                flag: "samples",
+                reason: format!(
+                    "cannot allocate {} samples × {d} dimensions ({} GiB)",
+                    a.samples,
+                    (total * 4) >> 30
+                ),
+            })?;
         let (mut offsets, mut indices, mut values) = (vec![0i64], Vec::new(), Vec::new());
         let mut nnz = 0usize;
         let pb = progress(a.samples as u64, "sample", self.quiet);

@@ -399,6 +399,12 @@ impl HierarchyConfig {
                     format!("minimum must be at least 2, got {lo}"),
                 ))
             }
+            BranchingFactor::Exact(b) | BranchingFactor::Range(_, b) if b > u32::MAX as usize => {
+                return Err(invalid(
+                    "hierarchy.branching_factor",
+                    format!("must be at most {}, got {b}", u32::MAX),
+                ))
+            }
             BranchingFactor::Range(lo, hi) if lo > hi => {
                 return Err(invalid(
                     "hierarchy.branching_factor",
