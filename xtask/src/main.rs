@@ -6,7 +6,7 @@
 //! * `test`: the README's test command (`cargo test --workspace`).
 //! * `ci`: runs `.ci/run`.
 //! * `interop`: checks that models move between synthsae and sae-lens both
-//!   ways (`xtask/interop/check.py`). Needs a Python with sae-lens 6.54.12:
+//!   ways (every `xtask/interop/check*.py`). Needs a Python with sae-lens 6.54.12:
 //!   `SYNTHSAE_PYTHON=/path/to/python` or `python3`; skipped (exit 0) when
 //!   none is found.
 
@@ -59,9 +59,29 @@ fn interop() -> Result<()> {
     let binary = std::fs::canonicalize(format!("{target}/release/synthsae"))
         .context("locating the synthsae binary")?;
     let work = std::env::temp_dir().join(format!("synthsae-interop-{}", std::process::id()));
-    let mut check = Command::new(&python);
-    check.arg("xtask/interop/check.py").arg(&work).arg(&binary);
-    let result = run(check);
+    // Every `xtask/interop/check*.py` script (models, SAEs, evals), in name
+    // order; each gets its own scratch directory and the binary's path.
+    let mut scripts: Vec<_> = std::fs::read_dir("xtask/interop")
+        .context("listing xtask/interop")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("check") && n.ends_with(".py"))
+        })
+        .collect();
+    scripts.sort();
+    let mut result = Ok(());
+    for script in scripts {
+        println!("interop: {}", script.display());
+        let scratch = work.join(script.file_stem().unwrap_or_default());
+        let mut check = Command::new(&python);
+        check.arg(&script).arg(&scratch).arg(&binary);
+        result = run(check);
+        if result.is_err() {
+            break;
+        }
+    }
     let _ = std::fs::remove_dir_all(&work);
     result
 }
