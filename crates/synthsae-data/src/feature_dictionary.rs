@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{bad_shape, invalid, Result};
-use crate::kernels::axpy;
+use crate::kernels::gather_sum;
 use crate::orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
@@ -393,15 +393,8 @@ impl HostFeatureDictionary {
             .enumerate()
             .for_each(|(blk, chunk)| {
                 for (k, h) in chunk.chunks_exact_mut(d).enumerate() {
-                    h.copy_from_slice(&self.bias);
                     let (idx, vals) = batch.row(blk * HIDDEN_ROW_BLOCK + k);
-                    for (&f, &v) in idx.iter().zip(vals) {
-                        axpy(
-                            h,
-                            v,
-                            &self.feature_vectors[f as usize * d..(f as usize + 1) * d],
-                        );
-                    }
+                    gather_sum(h, &self.bias, idx, vals, &self.feature_vectors);
                 }
             });
         Ok(())

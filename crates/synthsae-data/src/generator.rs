@@ -19,14 +19,15 @@ use std::sync::Arc;
 
 use burn::tensor::{backend::Backend, Tensor};
 use rand::{Rng, RngCore};
+use rand_distr::{Distribution, Exp1};
 use rayon::prelude::*;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::correlation::{CorrelationMatrix, LowRankCorrelation};
 use crate::error::{bad_shape, invalid, Result};
-use crate::kernels::{axpy, exceeds, standardized_gap};
+use crate::kernels::{exceeds, lowrank_gaps, tail_bound, tail_exceeds, GAP_TILE};
 use crate::modifier::ActivationModifier;
-use crate::rng::{block_rng, geometric_skip, normal, SampleRng};
+use crate::rng::{block_rng, normal, SampleRng};
 use crate::sparse::SparseBatch;
 
 /// Features handled by one task of independent firing.
@@ -35,10 +36,13 @@ const FEATURE_BLOCK: usize = 1024;
 const ROW_BLOCK: usize = 16;
 /// Entries handled by one task of magnitude drawing.
 const ENTRY_BLOCK: usize = 8192;
+/// Features sharing one thinning bound after their gaps are computed.
+const SUB_BLOCK: usize = 16;
 
 /// Stream-separation constants for the per-batch key.
 const MAGNITUDE_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
 const MODIFIER_STREAM: u64 = 0xD1B5_4A32_D192_ED03;
+const CHILD_STREAM: u64 = 0x94D0_49BB_1331_11EB;
 
 /// A per-feature parameter: one value for all features, or one per feature.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,10 +101,9 @@ enum Copula {
     Dense {
         cholesky: Vec<f32>,
     },
-    /// Factor `[N, R]`, transposed factor `[R, N]` and `1 / sqrt(diag)` `[N]`.
+    /// Factor `[N, R]` and `1 / sqrt(diag)` `[N]`.
     LowRank {
         factor: Vec<f32>,
-        factor_t: Vec<f32>,
         inv_sqrt_diag: Vec<f32>,
         rank: usize,
     },
@@ -133,29 +136,26 @@ pub struct ActivationGenerator {
     correlation: Option<Correlation>,
     copula: Copula,
     modifiers: Vec<Arc<dyn ActivationModifier>>,
-    /// Parent rule of the first modifier, with features in parent-first order.
+    /// Parent rule of the first modifier (children are drawn only where
+    /// their parent fired).
     gating: Option<Gating>,
-}
-
-/// Low-rank factor columns, thresholds and `1/√d` of the parent-free features.
-struct FreeFeatures {
-    factor_t: Vec<f32>,
-    tau: Vec<f32>,
-    inv_s: Vec<f32>,
+    /// Thinning plan of the low-rank copula (rebuilt when the correlation or
+    /// the gating changes).
+    plan: Option<Arc<LowRankPlan>>,
 }
 
 /// Features that can only survive when their parent fires.
 #[derive(Debug, Clone)]
 struct Gating {
-    /// Parent of each feature (`u32::MAX`: none).
-    parent: Vec<u32>,
-    /// All features, every parent before its children; the first `n_free`
-    /// have no parent (ascending).
-    order: Vec<u32>,
-    n_free: usize,
+    /// Features without a parent, ascending.
+    free: Vec<u32>,
+    /// Children of feature `f`: `children[child_offsets[f]..child_offsets[f + 1]]`.
+    child_offsets: Vec<u32>,
+    children: Vec<u32>,
 }
 
 impl Gating {
+    /// `None` when `parent` has an index out of range or a cycle.
     fn new(parent: &[u32]) -> Option<Self> {
         let n = parent.len();
         let mut depth = vec![u32::MAX; n];
@@ -183,17 +183,120 @@ impl Gating {
                 }
             }
         }
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.sort_by_key(|&f| depth[f as usize]);
-        let n_free = order
-            .iter()
-            .take_while(|&&f| parent[f as usize] == u32::MAX)
-            .count();
+        let mut child_offsets = vec![0u32; n + 1];
+        for &p in parent {
+            if p != u32::MAX {
+                child_offsets[p as usize + 1] += 1;
+            }
+        }
+        for f in 0..n {
+            child_offsets[f + 1] += child_offsets[f];
+        }
+        let mut cursor = child_offsets.clone();
+        let mut children = vec![0u32; child_offsets[n] as usize];
+        for (c, &p) in parent.iter().enumerate() {
+            if p != u32::MAX {
+                children[cursor[p as usize] as usize] = c as u32;
+                cursor[p as usize] += 1;
+            }
+        }
         Some(Self {
-            parent: parent.to_vec(),
-            order,
-            n_free,
+            free: (0..n as u32)
+                .filter(|&f| parent[f as usize] == u32::MAX)
+                .collect(),
+            child_offsets,
+            children,
         })
+    }
+
+    /// No feature has a parent.
+    fn all_free(n: usize) -> Self {
+        Self {
+            free: (0..n as u32).collect(),
+            child_offsets: vec![0; n + 1],
+            children: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn children_of(&self, f: u32) -> &[u32] {
+        let f = f as usize;
+        &self.children[self.child_offsets[f] as usize..self.child_offsets[f + 1] as usize]
+    }
+}
+
+/// The low-rank copula's parent-free features, prepared for thinning
+/// (see `docs/sampling.md`): sorted by standardised threshold `τ/√d`, padded
+/// to whole tiles of `GAP_TILE` with features that never fire.
+#[derive(Debug, Clone)]
+struct LowRankPlan {
+    rank: usize,
+    /// Feature of each position (`u32::MAX`: padding), `[n_pad]`.
+    order: Vec<u32>,
+    /// Factor columns in position order, `[R, n_pad]`.
+    ft: Vec<f32>,
+    /// Factor rows in position order, `[n_pad, R]`.
+    rows: Vec<f32>,
+    /// `τ` and `1/√d` in position order, `[n_pad]` (padding: `+∞`, 1).
+    tau: Vec<f32>,
+    inv_s: Vec<f32>,
+    /// Per tile: `min τ/√d` and `max ‖F_i‖/√d_i` (Cauchy–Schwarz bound).
+    tile_a: Vec<f64>,
+    tile_c: Vec<f64>,
+}
+
+impl LowRankPlan {
+    fn new(free: &[u32], factor: &[f32], rank: usize, tau: &[f32], inv_sqrt_diag: &[f32]) -> Self {
+        let mut order: Vec<u32> = free.to_vec();
+        let std_tau = |f: u32| tau[f as usize] as f64 * inv_sqrt_diag[f as usize] as f64;
+        order.sort_by(|&a, &b| std_tau(a).total_cmp(&std_tau(b)).then(a.cmp(&b)));
+        let n_pad = order.len().div_ceil(GAP_TILE) * GAP_TILE;
+        order.resize(n_pad, u32::MAX);
+        let mut ft = vec![0.0f32; rank * n_pad];
+        let mut rows = vec![0.0f32; n_pad * rank];
+        let mut ptau = vec![f32::INFINITY; n_pad];
+        let mut pinv = vec![1.0f32; n_pad];
+        for (k, &f) in order.iter().enumerate() {
+            if f == u32::MAX {
+                continue;
+            }
+            let f = f as usize;
+            let row = &factor[f * rank..(f + 1) * rank];
+            rows[k * rank..(k + 1) * rank].copy_from_slice(row);
+            for (r, &v) in row.iter().enumerate() {
+                ft[r * n_pad + k] = v;
+            }
+            ptau[k] = tau[f];
+            pinv[k] = inv_sqrt_diag[f];
+        }
+        let (mut tile_a, mut tile_c) = (Vec::new(), Vec::new());
+        for t in 0..n_pad / GAP_TILE {
+            let (mut a, mut c) = (f64::INFINITY, 0.0f64);
+            for k in t * GAP_TILE..(t + 1) * GAP_TILE {
+                if order[k] == u32::MAX {
+                    continue;
+                }
+                let norm = rows[k * rank..(k + 1) * rank]
+                    .iter()
+                    .map(|&v| v as f64 * v as f64)
+                    .sum::<f64>()
+                    .sqrt();
+                a = a.min(ptau[k] as f64 * pinv[k] as f64);
+                c = c.max(norm * pinv[k] as f64);
+            }
+            tile_a.push(a);
+            tile_c.push(c);
+        }
+        Self {
+            rank,
+            order,
+            ft,
+            rows,
+            tau: ptau,
+            inv_s: pinv,
+            tile_a,
+            tile_c,
+        }
     }
 }
 
@@ -262,6 +365,7 @@ impl ActivationGenerator {
             copula: Copula::Independent,
             modifiers: Vec::new(),
             gating: None,
+            plan: None,
         })
     }
 
@@ -290,18 +394,10 @@ impl ActivationGenerator {
                         &[lr.num_features(), lr.rank()],
                     ));
                 }
-                let r = lr.rank();
-                let mut factor_t = vec![0.0f32; r * n];
-                for (i, row) in lr.factor().chunks_exact(r).enumerate() {
-                    for (k, &v) in row.iter().enumerate() {
-                        factor_t[k * n + i] = v;
-                    }
-                }
                 Copula::LowRank {
                     factor: lr.factor().to_vec(),
-                    factor_t,
                     inv_sqrt_diag: lr.diag().iter().map(|d| 1.0 / d.sqrt()).collect(),
-                    rank: r,
+                    rank: lr.rank(),
                 }
             }
         };
@@ -312,7 +408,39 @@ impl ActivationGenerator {
                 .collect(),
         );
         self.correlation = Some(correlation);
+        self.rebuild_plan();
         Ok(self)
+    }
+
+    fn rebuild_plan(&mut self) {
+        self.plan = match (&self.copula, &self.thresholds) {
+            (
+                Copula::LowRank {
+                    factor,
+                    inv_sqrt_diag,
+                    rank,
+                    ..
+                },
+                Some(tau),
+            ) => {
+                let all;
+                let free = match &self.gating {
+                    Some(g) => &g.free,
+                    None => {
+                        all = Gating::all_free(self.num_features).free;
+                        &all
+                    }
+                };
+                Some(Arc::new(LowRankPlan::new(
+                    free,
+                    factor,
+                    *rank,
+                    tau,
+                    inv_sqrt_diag,
+                )))
+            }
+            _ => None,
+        };
     }
 
     /// Appends a modifier to the chain (applied left to right).
@@ -323,6 +451,7 @@ impl ActivationGenerator {
                 .required_parents()
                 .filter(|p| p.len() == self.num_features)
                 .and_then(Gating::new);
+            self.rebuild_plan();
         }
         self.modifiers.push(modifier);
         Ok(self)
@@ -427,27 +556,39 @@ impl ActivationGenerator {
         Ok(batch.to_tensor(&device))
     }
 
+    /// Independent firing. Features without a required parent walk their
+    /// column of the batch with geometric skips (`⌊E / h_j⌋`, `E ~ Exp(1)`,
+    /// `h_j = −ln(1 − p_j)`); with a gating hierarchy, each child is then
+    /// drawn (one Bernoulli) only in rows where its parent fired.
     fn fire_independent(&self, batch_size: usize, key: u64) -> SparseBatch {
         let b = batch_size as u64;
         let n = self.num_features;
-        let blocks: Vec<Vec<(u32, u32)>> = (0..n.div_ceil(FEATURE_BLOCK))
+        let all;
+        let gating = match &self.gating {
+            Some(g) => g,
+            None => {
+                all = Gating::all_free(n);
+                &all
+            }
+        };
+        let free = &gating.free;
+        let blocks: Vec<Vec<(u32, u32)>> = (0..free.len().div_ceil(FEATURE_BLOCK))
             .into_par_iter()
             .map(|blk| {
                 let mut rng = block_rng(key, blk as u64);
                 let mut out = Vec::new();
-                let end = ((blk + 1) * FEATURE_BLOCK).min(n);
-                for j in blk * FEATURE_BLOCK..end {
-                    let lq = self.log_q[j];
+                let end = ((blk + 1) * FEATURE_BLOCK).min(free.len());
+                for &j in &free[blk * FEATURE_BLOCK..end] {
+                    let lq = self.log_q[j as usize];
                     if lq == f64::NEG_INFINITY {
-                        out.extend((0..batch_size as u32).map(|r| (r, j as u32)));
+                        out.extend((0..batch_size as u32).map(|r| (r, j)));
                         continue;
                     }
-                    let mut pos = geometric_skip(&mut rng, lq);
+                    let h = -lq;
+                    let mut pos = exp_skip(&mut rng, h);
                     while pos < b {
-                        out.push((pos as u32, j as u32));
-                        pos = pos
-                            .saturating_add(1)
-                            .saturating_add(geometric_skip(&mut rng, lq));
+                        out.push((pos as u32, j));
+                        pos = pos.saturating_add(1).saturating_add(exp_skip(&mut rng, h));
                     }
                 }
                 out
@@ -470,124 +611,91 @@ impl ActivationGenerator {
             indices[*c] = f;
             *c += 1;
         }
-        SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz])
+        if gating.children.is_empty() {
+            return SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz]);
+        }
+        // Children, row block by row block: breadth-first from the fired
+        // features, one Bernoulli(p_c) per child of a fired parent.
+        let p = &self.firing_probabilities;
+        let child_key = key ^ CHILD_STREAM;
+        let parts: Vec<(Vec<usize>, Vec<u32>)> = (0..batch_size.div_ceil(ROW_BLOCK))
+            .into_par_iter()
+            .map(|blk| {
+                let mut rng = block_rng(child_key, blk as u64);
+                let (r0, r1) = (blk * ROW_BLOCK, ((blk + 1) * ROW_BLOCK).min(batch_size));
+                let mut counts = Vec::with_capacity(r1 - r0);
+                let mut idx = Vec::with_capacity(2 * (row_offsets[r1] - row_offsets[r0]));
+                for r in r0..r1 {
+                    let start = idx.len();
+                    idx.extend_from_slice(&indices[row_offsets[r]..row_offsets[r + 1]]);
+                    let mut q = start;
+                    while q < idx.len() {
+                        let f = idx[q];
+                        q += 1;
+                        for &c in gating.children_of(f) {
+                            if unit_uniform(&mut rng) < p[c as usize] as f64 {
+                                idx.push(c);
+                            }
+                        }
+                    }
+                    idx[start..].sort_unstable();
+                    counts.push(idx.len() - start);
+                }
+                (counts, idx)
+            })
+            .collect();
+        assemble_rows(n, batch_size, parts)
     }
 
     fn fire_copula(&self, batch_size: usize, key: u64) -> SparseBatch {
         let n = self.num_features;
         let tau = self.thresholds.as_deref().unwrap_or(&[]);
-        // Compact copies for the parent-free features of a gated low-rank copula.
-        let free = match (&self.gating, &self.copula) {
-            (
-                Some(g),
-                Copula::LowRank {
-                    factor_t,
-                    inv_sqrt_diag,
-                    rank,
-                    ..
-                },
-            ) => {
-                let cols = &g.order[..g.n_free];
-                let mut ft = Vec::with_capacity(rank * cols.len());
-                for r in 0..*rank {
-                    ft.extend(cols.iter().map(|&f| factor_t[r * n + f as usize]));
-                }
-                Some(FreeFeatures {
-                    factor_t: ft,
-                    tau: cols.iter().map(|&f| tau[f as usize]).collect(),
-                    inv_s: cols.iter().map(|&f| inv_sqrt_diag[f as usize]).collect(),
-                })
-            }
-            _ => None,
-        };
-        let blocks: Vec<(Vec<usize>, Vec<u32>)> = (0..batch_size.div_ceil(ROW_BLOCK))
+        let parts: Vec<(Vec<usize>, Vec<u32>)> = (0..batch_size.div_ceil(ROW_BLOCK))
             .into_par_iter()
             .map(|blk| {
                 let mut rng = block_rng(key, blk as u64);
                 let rows = ((blk + 1) * ROW_BLOCK).min(batch_size) - blk * ROW_BLOCK;
                 let mut counts = Vec::with_capacity(rows);
                 let mut idx = Vec::new();
-                let mut z = vec![0.0f32; n];
-                let mut uniforms = vec![0u32; n];
-                let mut fired = vec![false; if self.gating.is_some() { n } else { 0 }];
+                let mut z: Vec<f32> = Vec::new();
                 let mut eps: Vec<f32> = Vec::new();
                 for _ in 0..rows {
                     let before = idx.len();
-                    match &self.copula {
-                        Copula::LowRank {
-                            factor,
-                            inv_sqrt_diag,
-                            rank,
-                            ..
-                        } if self.gating.is_some() => {
-                            // Parent-first: a feature is drawn only if its
-                            // parent fired (otherwise the modifier zeroes it).
-                            // Features without a parent are decided in one
-                            // vectorised pass, the others one by one.
-                            let gating = self.gating.as_ref().expect("checked");
-                            let free = free.as_ref().expect("built with gating");
-                            let n0 = gating.n_free;
+                    match (&self.copula, &self.plan) {
+                        (
+                            Copula::LowRank {
+                                factor,
+                                inv_sqrt_diag,
+                                ..
+                            },
+                            Some(plan),
+                        ) => {
                             eps.clear();
-                            eps.extend((0..*rank).map(|_| normal(&mut rng)));
-                            let start = idx.len();
-                            let z0 = &mut z[..n0];
-                            z0.fill(0.0);
-                            for (r, col) in free
-                                .factor_t
-                                .chunks_exact(n0.max(1))
-                                .take(*rank)
-                                .enumerate()
-                            {
-                                axpy(z0, eps[r], col);
-                            }
-                            standardized_gap(z0, &free.tau, &free.inv_s);
-                            rng.fill(&mut uniforms[..n0]);
-                            for (k, (&t, &u)) in z0.iter().zip(&uniforms[..n0]).enumerate() {
-                                if exceeds(t, u) {
-                                    let f = gating.order[k] as usize;
-                                    fired[f] = true;
-                                    idx.push(f as u32);
+                            eps.extend((0..plan.rank).map(|_| normal(&mut rng)));
+                            thin_low_rank_row(plan, &eps, &mut rng, &mut idx);
+                            if let Some(g) = &self.gating {
+                                // Children only where their parent fired,
+                                // conditional on the same ε (exact: given ε
+                                // the features are independent).
+                                let rank = plan.rank;
+                                let mut q = before;
+                                while q < idx.len() {
+                                    let f = idx[q];
+                                    q += 1;
+                                    for &c in g.children_of(f) {
+                                        let c = c as usize;
+                                        let zc = dot(&factor[c * rank..(c + 1) * rank], &eps);
+                                        if exceeds((tau[c] - zc) * inv_sqrt_diag[c], rng.next_u32())
+                                        {
+                                            idx.push(c as u32);
+                                        }
+                                    }
                                 }
                             }
-                            for &f in &gating.order[n0..] {
-                                let f = f as usize;
-                                if !fired[gating.parent[f] as usize] {
-                                    continue;
-                                }
-                                let row = &factor[f * rank..(f + 1) * rank];
-                                let zf: f32 = row.iter().zip(&eps).map(|(a, b)| a * b).sum();
-                                if exceeds((tau[f] - zf) * inv_sqrt_diag[f], rng.next_u32()) {
-                                    fired[f] = true;
-                                    idx.push(f as u32);
-                                }
-                            }
-                            idx[start..].sort_unstable();
-                            for &f in &idx[start..] {
-                                fired[f as usize] = false;
-                            }
+                            idx[before..].sort_unstable();
                         }
-                        Copula::LowRank {
-                            factor_t,
-                            inv_sqrt_diag,
-                            rank,
-                            ..
-                        } => {
-                            // z = F ε; feature j fires iff F_j·ε + √d_j η_j > τ_j,
-                            // i.e. iff η_j > (τ_j − z_j)/√d_j, decided from one
-                            // uniform per feature (no normal draw).
-                            z.fill(0.0);
-                            for col in factor_t.chunks_exact(n).take(*rank) {
-                                axpy(&mut z, normal(&mut rng), col);
-                            }
-                            standardized_gap(&mut z, tau, inv_sqrt_diag);
-                            rng.fill(&mut uniforms[..]);
-                            for (j, (&t, &u)) in z.iter().zip(&uniforms).enumerate() {
-                                if exceeds(t, u) {
-                                    idx.push(j as u32);
-                                }
-                            }
-                        }
-                        Copula::Dense { cholesky } => {
+                        (Copula::Dense { cholesky }, _) => {
+                            z.resize(n, 0.0);
                             for e in z.iter_mut() {
                                 *e = normal(&mut rng);
                             }
@@ -599,31 +707,20 @@ impl ActivationGenerator {
                                 }
                             }
                         }
-                        Copula::Independent => unreachable!("fire_copula needs a correlation"),
+                        _ => unreachable!("fire_copula needs a correlation"),
                     }
                     counts.push(idx.len() - before);
                 }
                 (counts, idx)
             })
             .collect();
-        let mut row_offsets = Vec::with_capacity(batch_size + 1);
-        row_offsets.push(0);
-        let mut indices = Vec::new();
-        for (counts, idx) in blocks {
-            for c in counts {
-                row_offsets.push(row_offsets.last().copied().unwrap_or(0) + c);
-            }
-            indices.extend(idx);
-        }
-        let nnz = indices.len();
-        SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz])
+        assemble_rows(n, batch_size, parts)
     }
 
     fn draw_magnitudes(&self, batch: &mut SparseBatch, key: u64) {
-        let indices = batch.feature_indices().to_vec();
         let (mean, std) = (&self.mean_firing_magnitudes, &self.std_firing_magnitudes);
-        batch
-            .values_mut()
+        let (indices, values) = batch.indices_and_values_mut();
+        values
             .par_chunks_mut(ENTRY_BLOCK)
             .zip(indices.par_chunks(ENTRY_BLOCK))
             .enumerate()
@@ -638,6 +735,219 @@ impl ActivationGenerator {
                     };
                 }
             });
+    }
+
+    /// The dense reference sampler: sae-lens's algorithm, entry by entry.
+    ///
+    /// Every feature is decided in every row (`O(B·N)`, `O(B·N·R)` with a
+    /// low-rank copula, `O(B·N²)` with a dense one): independent firing draws
+    /// one uniform per entry (fires iff `u < p_j`); a low-rank copula draws
+    /// `ε ~ N(0, I_R)` and `η ~ N(0, I_N)` and fires iff
+    /// `F_j·ε + √d_j η_j > τ_j`; a dense copula fires iff `(L ε)_j > τ_j`.
+    /// Then magnitudes and the whole modifier chain on all fired entries (no
+    /// parent-first shortcut, no thinning). Slow; [`sample`](Self::sample)
+    /// draws from the same distribution, and the tests check that it does.
+    pub fn sample_reference(&self, batch_size: usize, rng: &mut SampleRng) -> SparseBatch {
+        let n = self.num_features;
+        let tau = self.thresholds.as_deref().unwrap_or(&[]);
+        let mut row_offsets = Vec::with_capacity(batch_size + 1);
+        row_offsets.push(0);
+        let mut indices = Vec::new();
+        let mut z = vec![0.0f32; n];
+        for _ in 0..batch_size {
+            match &self.copula {
+                Copula::Independent => {
+                    for (j, &p) in self.firing_probabilities.iter().enumerate() {
+                        if rng.random::<f32>() < p {
+                            indices.push(j as u32);
+                        }
+                    }
+                }
+                Copula::LowRank {
+                    factor,
+                    inv_sqrt_diag,
+                    rank,
+                    ..
+                } => {
+                    let eps: Vec<f32> = (0..*rank).map(|_| normal(rng)).collect();
+                    for j in 0..n {
+                        let zj = dot(&factor[j * rank..(j + 1) * rank], &eps)
+                            + normal(rng) / inv_sqrt_diag[j];
+                        if zj > tau[j] {
+                            indices.push(j as u32);
+                        }
+                    }
+                }
+                Copula::Dense { cholesky } => {
+                    for e in z.iter_mut() {
+                        *e = normal(rng);
+                    }
+                    for j in 0..n {
+                        let row = &cholesky[j * n..j * n + j + 1];
+                        let zj: f32 = row.iter().zip(&z[..=j]).map(|(l, e)| l * e).sum();
+                        if zj > tau[j] {
+                            indices.push(j as u32);
+                        }
+                    }
+                }
+            }
+            row_offsets.push(indices.len());
+        }
+        let values = indices
+            .iter()
+            .map(|&f| {
+                let (m, s) = (
+                    self.mean_firing_magnitudes[f as usize],
+                    self.std_firing_magnitudes[f as usize],
+                );
+                (m + s * normal(rng)).max(0.0)
+            })
+            .collect();
+        let mut batch = SparseBatch::from_parts_unchecked(n, row_offsets, indices, values);
+        batch.retain_positive();
+        self.apply_modifiers(&mut batch, rng);
+        batch
+    }
+}
+
+/// Concatenates per-block `(row counts, indices)` into a CSR batch with
+/// zero values.
+fn assemble_rows(n: usize, batch_size: usize, parts: Vec<(Vec<usize>, Vec<u32>)>) -> SparseBatch {
+    let mut row_offsets = Vec::with_capacity(batch_size + 1);
+    row_offsets.push(0);
+    let nnz = parts.iter().map(|(_, i)| i.len()).sum();
+    let mut indices = Vec::with_capacity(nnz);
+    for (counts, idx) in parts {
+        for c in counts {
+            row_offsets.push(row_offsets.last().copied().unwrap_or(0) + c);
+        }
+        indices.extend(idx);
+    }
+    SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz])
+}
+
+/// `Σ_r a_r b_r`, accumulated from 0 in order (the same operations as the
+/// tile kernel, so a feature's gap is the same on both thinning paths).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = 0.0f32;
+    for (&x, &y) in a.iter().zip(b) {
+        acc += y * x;
+    }
+    acc
+}
+
+/// A uniform in `[0, 1)` with 53 random bits.
+#[inline]
+fn unit_uniform(rng: &mut impl RngCore) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// An `Exp(1)` draw (ziggurat).
+#[inline]
+fn exp1(rng: &mut impl RngCore) -> f64 {
+    Exp1.sample(rng)
+}
+
+/// `⌊E / h⌋` with `E ~ Exp(1)`: the number of failures before the first
+/// success of Bernoulli(`1 − e^{−h}`) trials, saturating for tiny `h`.
+#[inline]
+fn exp_skip(rng: &mut impl RngCore, h: f64) -> u64 {
+    let k = exp1(rng) / h;
+    if k >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        k as u64
+    }
+}
+
+/// Largest expected number of Cauchy–Schwarz candidates per tile for which
+/// thinning at that bound beats computing the tile's gaps exactly.
+const CS_MAX_CANDIDATES: f64 = 2.0;
+
+/// Walks `len` positions that each become a candidate with probability
+/// `1 − e^{−h}`, independently, by spending the exponential budget `e`
+/// (`e ~ Exp(1)`, carried across calls: memorylessness makes this exact);
+/// calls `on_candidate(position)` in increasing order.
+#[inline]
+fn walk(
+    e: &mut f64,
+    h: f64,
+    len: usize,
+    rng: &mut SampleRng,
+    mut on_candidate: impl FnMut(usize, &mut SampleRng),
+) {
+    if h <= 0.0 {
+        // p̄ = 0: no position can fire.
+        return;
+    }
+    let mut pos = 0;
+    loop {
+        let left = (len - pos) as f64;
+        let skip = *e / h;
+        if skip >= left {
+            *e = (*e - left * h).max(0.0);
+            return;
+        }
+        let j = pos + skip as usize;
+        on_candidate(j, rng);
+        *e = exp1(rng);
+        pos = j + 1;
+        if pos >= len {
+            return;
+        }
+    }
+}
+
+/// Firing of the parent-free features of a low-rank copula in one row,
+/// given `ε`, by thinning (proof: `docs/sampling.md`). Feature `i` fires
+/// w.p. `p_i = Φ̄(t_i)`, `t_i = (τ_i − F_i·ε)/√d_i`. Per tile, when the
+/// Cauchy–Schwarz bound `t_i ≥ min τ/√d − ‖ε‖ · max ‖F‖/√d` already makes
+/// candidates rare, candidates are drawn at that bound and only they get a
+/// dot product; otherwise the tile's gaps are computed (one register-tiled
+/// pass) and candidates are drawn at each 16-feature sub-block's bound.
+/// A candidate at bound `p̄` fires w.p. `p_i / p̄`. Appends the fired
+/// features (in plan order) to `out`.
+fn thin_low_rank_row(plan: &LowRankPlan, eps: &[f32], rng: &mut SampleRng, out: &mut Vec<u32>) {
+    let rank = plan.rank;
+    let n_pad = plan.order.len();
+    // ‖ε‖, rounded up, and a margin for the f32 rounding of the computed gaps.
+    let norm = eps.iter().map(|&e| e as f64 * e as f64).sum::<f64>().sqrt() * (1.0 + 1e-6);
+    let mut e = exp1(rng);
+    let mut gaps = [0.0f32; GAP_TILE];
+    for tile in 0..n_pad / GAP_TILE {
+        let base = tile * GAP_TILE;
+        let lo = plan.tile_a[tile] - norm * plan.tile_c[tile] - 1e-4 * (1.0 + norm);
+        let (h, pbar) = tail_bound(lo);
+        if h * GAP_TILE as f64 <= CS_MAX_CANDIDATES {
+            walk(&mut e, h, GAP_TILE, rng, |k, rng| {
+                let i = base + k;
+                let t =
+                    (plan.tau[i] - dot(&plan.rows[i * rank..(i + 1) * rank], eps)) * plan.inv_s[i];
+                if tail_exceeds(t, unit_uniform(rng) * pbar) {
+                    out.push(plan.order[i]);
+                }
+            });
+            continue;
+        }
+        lowrank_gaps(
+            &mut gaps,
+            eps,
+            &plan.ft[base..],
+            n_pad,
+            plan.tau[base..base + GAP_TILE].try_into().expect("tile"),
+            plan.inv_s[base..base + GAP_TILE].try_into().expect("tile"),
+        );
+        for sub in 0..GAP_TILE / SUB_BLOCK {
+            let g = &gaps[sub * SUB_BLOCK..(sub + 1) * SUB_BLOCK];
+            let lo = g.iter().copied().fold(f32::INFINITY, f32::min);
+            let (h, pbar) = tail_bound(lo as f64);
+            walk(&mut e, h, SUB_BLOCK, rng, |k, rng| {
+                if tail_exceeds(g[k], unit_uniform(rng) * pbar) {
+                    out.push(plan.order[base + sub * SUB_BLOCK + k]);
+                }
+            });
+        }
     }
 }
 
@@ -659,6 +969,40 @@ mod tests {
                 assert!((t - w).abs() < 1e-6, "p={p}: {t} vs {w}");
             }
         }
+    }
+
+    #[test]
+    fn exp_skip_is_geometric() {
+        // Mean failures before success = (1 - p) / p = 9 for p = 0.1.
+        // Variance (1 - p)/p^2 = 90; with n = 200_000 the standard error of the
+        // mean is sqrt(90 / 2e5) = 0.0212; 5 sigma = 0.106.
+        let h = -(-0.1f64).ln_1p();
+        let mut rng = sample_rng(Some(11));
+        let n = 200_000;
+        let mean = (0..n).map(|_| exp_skip(&mut rng, h) as f64).sum::<f64>() / n as f64;
+        assert!((mean - 9.0).abs() < 0.106, "mean {mean}");
+    }
+
+    #[test]
+    fn walk_candidate_rate_is_one_minus_exp_minus_h() {
+        // 64 positions at h = 0.05 per call, 20 000 calls: candidates per
+        // position ~ Bernoulli(1 − e^{−0.05}) = 0.04877; n = 1.28e6,
+        // se = sqrt(q(1−q)/n) = 1.9e-4, 5σ = 9.5e-4.
+        let mut rng = sample_rng(Some(5));
+        let (mut e, mut count, mut last) = (exp1(&mut rng), 0usize, 0usize);
+        let mut in_order = true;
+        for _ in 0..20_000 {
+            last = 0;
+            walk(&mut e, 0.05, 64, &mut rng, |j, _| {
+                in_order &= j >= last && j < 64;
+                last = j + 1;
+                count += 1;
+            });
+        }
+        let _ = last;
+        assert!(in_order);
+        let q = count as f64 / (20_000.0 * 64.0);
+        assert!((q - (1.0 - (-0.05f64).exp())).abs() < 9.5e-4, "{q}");
     }
 
     #[test]

@@ -29,6 +29,21 @@ const NONE: u32 = u32::MAX;
 /// Rows handled by one rayon task.
 const ROW_BLOCK: usize = 64;
 
+/// Reusable per-thread buffers of [`HierarchyModifier::apply_row`].
+#[derive(Default)]
+struct RowBuffers {
+    /// Values by feature index (all zeros between rows).
+    values: Vec<f32>,
+    /// `(level, entry)` of the row's entries in the forest.
+    order: Vec<(u16, usize)>,
+    /// `(group, feature)` of active ME members.
+    members: Vec<(u32, u32)>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<RowBuffers> = std::cell::RefCell::new(RowBuffers::default());
+}
+
 /// A hierarchy compiled into per-feature tables.
 #[derive(Debug, Clone)]
 pub struct HierarchyModifier {
@@ -130,25 +145,33 @@ impl HierarchyModifier {
         idx: &[u32],
         vals: &mut [f32],
         mean: &[f32],
-        scratch: &mut [f32],
+        buffers: &mut RowBuffers,
         rng: &mut SampleRng,
     ) {
+        let RowBuffers {
+            values: scratch,
+            order,
+            members,
+        } = buffers;
         // Entries in the forest, ordered by level (stable: by feature within a level).
-        let mut order: Vec<(u16, usize)> = idx
-            .iter()
-            .enumerate()
-            .filter(|(k, &f)| self.level[f as usize] != u16::MAX && vals[*k] > 0.0)
-            .map(|(k, &f)| (self.level[f as usize], k))
-            .collect();
+        order.clear();
+        order.extend(
+            idx.iter()
+                .enumerate()
+                .filter(|(k, &f)| self.level[f as usize] != u16::MAX && vals[*k] > 0.0)
+                .map(|(k, &f)| (self.level[f as usize], k)),
+        );
         if order.is_empty() {
             return;
         }
         order.sort_by_key(|&(l, _)| l);
+        if scratch.len() < self.num_features {
+            scratch.resize(self.num_features, 0.0);
+        }
         for (&f, &v) in idx.iter().zip(vals.iter()) {
             scratch[f as usize] = v.max(0.0);
         }
         let mut start = 0;
-        let mut members: Vec<(u32, u32)> = Vec::new();
         for lvl in 0..=self.max_level {
             let end = start
                 + order[start..]
@@ -265,18 +288,22 @@ impl ActivationModifier for HierarchyModifier {
         }
         blocks.into_par_iter().for_each(|(b, vals)| {
             let mut rng = block_rng(key, b as u64);
-            let mut scratch = vec![0.0f32; self.num_features];
-            let base = offsets[b * ROW_BLOCK];
-            for r in b * ROW_BLOCK..((b + 1) * ROW_BLOCK).min(bsz) {
-                let (s, e) = (offsets[r], offsets[r + 1]);
-                self.apply_row(
-                    &indices[s..e],
-                    &mut vals[s - base..e - base],
-                    mean,
-                    &mut scratch,
-                    &mut rng,
-                );
-            }
+            // Per-thread buffers: the `N`-long value scratch is allocated once
+            // per thread and left zeroed by every row, so a batch costs
+            // O(nnz), not O(N) per block.
+            BUFFERS.with_borrow_mut(|buffers| {
+                let base = offsets[b * ROW_BLOCK];
+                for r in b * ROW_BLOCK..((b + 1) * ROW_BLOCK).min(bsz) {
+                    let (s, e) = (offsets[r], offsets[r + 1]);
+                    self.apply_row(
+                        &indices[s..e],
+                        &mut vals[s - base..e - base],
+                        mean,
+                        buffers,
+                        &mut rng,
+                    );
+                }
+            });
         });
     }
 }

@@ -22,6 +22,55 @@ pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
+/// Output columns kept in registers by [`gather_sum`]: 64 `f32` (four
+/// AVX-512 or eight AVX2 vectors).
+const GATHER_TILE: usize = 64;
+
+/// One hidden row `h [D] = bias [D] + Σ_k vals_k · table[idx_k, :]`, with
+/// `table` row-major `[N, D]`.
+///
+/// The sum runs tile by tile over `GATHER_TILE` output columns: a tile's
+/// partial sum stays in registers while every firing feature row is read, so
+/// `h` is written once (the naive `axpy` per feature loads and stores all of
+/// `h` per feature, which is store-bound). The additions happen in the same
+/// order as `h = bias; h += v_k · F_k` (no fused multiply-add), so the result
+/// is bit-identical to that loop on every target.
+///
+/// `idx` must hold valid row indices (`< table.len() / D`), `h.len() == bias.len() == D`.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2",
+    "aarch64+neon"
+))]
+pub(crate) fn gather_sum(h: &mut [f32], bias: &[f32], idx: &[u32], vals: &[f32], table: &[f32]) {
+    let d = h.len();
+    let full = d - d % GATHER_TILE;
+    let mut c = 0;
+    while c < full {
+        let mut acc = [0.0f32; GATHER_TILE];
+        acc.copy_from_slice(&bias[c..c + GATHER_TILE]);
+        for (&f, &v) in idx.iter().zip(vals) {
+            let base = f as usize * d + c;
+            let x: &[f32; GATHER_TILE] = table[base..base + GATHER_TILE].try_into().expect("tile");
+            for k in 0..GATHER_TILE {
+                acc[k] += v * x[k];
+            }
+        }
+        h[c..c + GATHER_TILE].copy_from_slice(&acc);
+        c += GATHER_TILE;
+    }
+    if full < d {
+        let tail = &mut h[full..];
+        tail.copy_from_slice(&bias[full..]);
+        for (&f, &v) in idx.iter().zip(vals) {
+            let base = f as usize * d;
+            for (y, &x) in tail.iter_mut().zip(&table[base + full..base + d]) {
+                *y += v * x;
+            }
+        }
+    }
+}
+
 /// `t_j = (tau_j − z_j) · inv_s_j`, in place over `z`.
 #[multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
@@ -90,6 +139,110 @@ pub(crate) fn exceeds(t: f32, u: u32) -> bool {
     (u as f64 + 0.5) / TWO32 < upper_tail(t as f64)
 }
 
+/// Features whose standardised gaps one call of [`lowrank_gaps`] computes.
+pub(crate) const GAP_TILE: usize = 64;
+
+/// Standardised gaps of one tile of `GAP_TILE` features of a low-rank copula:
+/// `t_k = (tau_k − Σ_r eps_r · ft[r · stride + k]) · inv_s_k`.
+///
+/// * `ft`: the factor columns of the tile, `ft[r * stride + k]` for rank `r`
+///   (so `ft` starts at the tile's first column of a `[R, stride]` array);
+/// * `tau`, `inv_s`: `[GAP_TILE]` thresholds and `1/√d`.
+///
+/// `z` is accumulated in registers from 0 in rank order (mul, then add), the
+/// same operations as `z = 0; z += eps_r · F_r` per rank, bit for bit.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2",
+    "aarch64+neon"
+))]
+pub(crate) fn lowrank_gaps(
+    out: &mut [f32; GAP_TILE],
+    eps: &[f32],
+    ft: &[f32],
+    stride: usize,
+    tau: &[f32; GAP_TILE],
+    inv_s: &[f32; GAP_TILE],
+) {
+    let mut acc = [0.0f32; GAP_TILE];
+    for (r, &e) in eps.iter().enumerate() {
+        let col: &[f32; GAP_TILE] = ft[r * stride..r * stride + GAP_TILE]
+            .try_into()
+            .expect("tile");
+        for k in 0..GAP_TILE {
+            acc[k] += e * col[k];
+        }
+    }
+    for k in 0..GAP_TILE {
+        out[k] = (tau[k] - acc[k]) * inv_s[k];
+    }
+}
+
+/// Whether `Φ̄(t) > w` for `w ∈ [0, 1)`: the acceptance test of thinning
+/// (a candidate drawn at bound `p̄` carries `w = V · p̄`, `V ~ U[0, 1)`).
+/// The table settles almost every case; the rest is decided with `erfc`.
+#[inline]
+pub(crate) fn tail_exceeds(t: f32, w: f64) -> bool {
+    let table = &*TABLE;
+    let pos = (t as f64 - T0) * SCALE;
+    let k = if pos >= 0.0 {
+        (pos as usize).min(K - 1)
+    } else {
+        0
+    };
+    let x = w * TWO32;
+    // below[k + 1] / 2³² < Φ̄(t_{k+1}) ≤ Φ̄(t) (t < t_{k+1} or in the last cell,
+    // where below is 0); Φ̄(t) ≤ Φ̄(t_k) < above[k] / 2³² for t ≥ t_k
+    // (and above[0] > 2³² covers t < t_0).
+    if x < table.below[k + 1] as f64 {
+        return true;
+    }
+    if x >= table.above[k] as f64 {
+        return false;
+    }
+    upper_tail(t as f64) > w
+}
+
+/// Thinning bounds: for a lower bound `t_lo` on a set of standardised gaps,
+/// a hazard `h` and `p̄ = 1 − e^{−h}` with `p̄ ≥ Φ̄(t)` for every `t ≥ t_lo`.
+struct HazardTable {
+    hazard: Vec<f64>,
+    pbar: Vec<f64>,
+}
+
+static HAZARD: LazyLock<HazardTable> = LazyLock::new(|| {
+    let (mut hazard, mut pbar) = (Vec::with_capacity(K + 1), Vec::with_capacity(K + 1));
+    for k in 0..=K {
+        // Margin 2⁻⁴⁰ covers the error of erfc and of the f64 arithmetic.
+        let p = (upper_tail(T0 + k as f64 / SCALE) + (2f64).powi(-40)).min(1.0);
+        let h = if p >= 1.0 {
+            f64::INFINITY
+        } else {
+            -(-p).ln_1p()
+        };
+        hazard.push(h);
+        // The probability the candidate process really uses (≥ p up to 1 ulp,
+        // which the margin dwarfs).
+        pbar.push(if h.is_infinite() { 1.0 } else { -(-h).exp_m1() });
+    }
+    HazardTable { hazard, pbar }
+});
+
+/// `(h, p̄)` for a block whose standardised gaps are all `≥ t_lo`:
+/// `p̄ = 1 − e^{−h} ≥ Φ̄(t)` for every `t ≥ t_lo`. `t_lo` below the table
+/// (or NaN) gives `(∞, 1)`: every position is a candidate.
+#[inline]
+pub(crate) fn tail_bound(t_lo: f64) -> (f64, f64) {
+    let pos = (t_lo - T0) * SCALE;
+    if !(pos >= 0.0) {
+        return (f64::INFINITY, 1.0);
+    }
+    // Grid point t_k ≤ t_lo, so Φ̄(t) ≤ Φ̄(t_lo) ≤ Φ̄(t_k) ≤ p̄_k.
+    let k = (pos as usize).min(K);
+    let table = &*HAZARD;
+    (table.hazard[k], table.pbar[k])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +259,75 @@ mod tests {
         let mut z = vec![1.0f32; 3];
         standardized_gap(&mut z, &[3.0, 1.0, -1.0], &[0.5, 2.0, 1.0]);
         assert_eq!(z, vec![1.0, 0.0, -2.0]);
+    }
+
+    #[test]
+    fn tail_bound_dominates_and_tail_exceeds_is_exact() {
+        for i in 0..4000 {
+            let t = -9.0 + i as f64 * 0.0047;
+            let (h, pbar) = tail_bound(t);
+            assert!(pbar >= upper_tail(t), "t={t}");
+            assert!(h.is_infinite() || (pbar - (-(-h).exp_m1())).abs() < 1e-15);
+            // Tight: never more than the next grid cell's worth above Φ̄.
+            assert!(pbar <= upper_tail(t - 1.0 / SCALE) + 1e-11, "t={t}");
+            for w in [
+                0.0,
+                1e-9,
+                0.3 * upper_tail(t),
+                upper_tail(t),
+                0.999 * upper_tail(t),
+            ] {
+                let tf = t as f32;
+                assert_eq!(
+                    tail_exceeds(tf, w),
+                    upper_tail(tf as f64) > w,
+                    "t={t} w={w}"
+                );
+            }
+        }
+        assert_eq!(tail_bound(f64::NAN).1, 1.0);
+        assert!(tail_exceeds(f32::NEG_INFINITY, 0.999_999));
+        assert!(!tail_exceeds(f32::INFINITY, 0.0));
+    }
+
+    #[test]
+    fn lowrank_gaps_match_axpy() {
+        let (r, stride) = (5, 70);
+        let ft: Vec<f32> = (0..r * stride)
+            .map(|i| ((i * 13 % 29) as f32 - 14.0) / 30.0)
+            .collect();
+        let eps = [0.3f32, -1.2, 0.7, 2.0, -0.1];
+        let tau: [f32; GAP_TILE] = std::array::from_fn(|k| k as f32 * 0.05);
+        let inv_s: [f32; GAP_TILE] = std::array::from_fn(|k| 1.0 + k as f32 * 0.01);
+        let mut got = [0.0f32; GAP_TILE];
+        lowrank_gaps(&mut got, &eps, &ft[3..], stride, &tau, &inv_s);
+        let mut z = vec![0.0f32; GAP_TILE];
+        for (k, &e) in eps.iter().enumerate() {
+            axpy(&mut z, e, &ft[k * stride + 3..k * stride + 3 + GAP_TILE]);
+        }
+        standardized_gap(&mut z, &tau, &inv_s);
+        assert_eq!(&got[..], &z[..]);
+    }
+
+    #[test]
+    fn gather_sum_equals_axpy_loop_bitwise() {
+        for d in [1usize, 63, 64, 130, 768] {
+            let n = 9;
+            let table: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
+            let bias: Vec<f32> = (0..d).map(|i| i as f32 * 0.01).collect();
+            let (idx, vals) = ([0u32, 3, 4, 8], [0.5f32, 1.25, -2.0, 3.3]);
+            let mut want = bias.clone();
+            for (&f, &v) in idx.iter().zip(&vals) {
+                axpy(&mut want, v, &table[f as usize * d..(f as usize + 1) * d]);
+            }
+            let mut got = vec![f32::NAN; d];
+            gather_sum(&mut got, &bias, &idx, &vals, &table);
+            assert_eq!(got, want, "d={d}");
+            gather_sum(&mut got, &bias, &[], &[], &table);
+            assert_eq!(got, bias);
+        }
     }
 
     #[test]

@@ -80,26 +80,6 @@ impl RandomSource for ChaChaSource {
     }
 }
 
-/// Draws a uniform in `(0, 1]` (never 0, so its logarithm is finite).
-#[inline]
-pub(crate) fn open_uniform(rng: &mut impl RngCore) -> f64 {
-    // 53 random bits mapped to (0, 1].
-    ((rng.next_u64() >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64)
-}
-
-/// Number of failures before the first success of a Bernoulli(p) sequence,
-/// given `log_q = ln(1 - p)` (negative, finite).
-#[inline]
-pub(crate) fn geometric_skip(rng: &mut impl RngCore, log_q: f64) -> u64 {
-    let k = open_uniform(rng).ln() / log_q;
-    // `k` is >= 0; huge values (tiny p) saturate.
-    if k >= u64::MAX as f64 {
-        u64::MAX
-    } else {
-        k as u64
-    }
-}
-
 /// A standard-normal draw for the sampling hot path.
 #[inline]
 pub(crate) fn normal(rng: &mut impl RngCore) -> f32 {
@@ -137,26 +117,5 @@ mod tests {
         let mut u = vec![0.0; 10_000];
         s.fill_uniform(&mut u);
         assert!(u.iter().all(|&x| (0.0..1.0).contains(&x)));
-        let mut rng = sample_rng(Some(3));
-        for _ in 0..10_000 {
-            let x = open_uniform(&mut rng);
-            assert!(x > 0.0 && x <= 1.0);
-        }
-    }
-
-    #[test]
-    fn geometric_skip_mean_matches() {
-        // Mean failures before success = (1 - p) / p = 9 for p = 0.1.
-        // Variance (1 - p)/p^2 = 90; with n = 200_000 the standard error of the
-        // mean is sqrt(90 / 2e5) = 0.0212; 5 sigma = 0.106.
-        let p: f64 = 0.1;
-        let lq = (-p).ln_1p();
-        let mut rng = sample_rng(Some(11));
-        let n = 200_000;
-        let mean = (0..n)
-            .map(|_| geometric_skip(&mut rng, lq) as f64)
-            .sum::<f64>()
-            / n as f64;
-        assert!((mean - 9.0).abs() < 0.106, "mean {mean}");
     }
 }

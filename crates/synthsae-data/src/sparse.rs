@@ -188,6 +188,11 @@ impl SparseBatch {
         &mut self.values
     }
 
+    /// Feature indices (read-only) and values (mutable) at once.
+    pub(crate) fn indices_and_values_mut(&mut self) -> (&[u32], &mut [f32]) {
+        (&self.feature_indices, &mut self.values)
+    }
+
     /// The feature indices and values of row `r`.
     pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
         let (s, e) = (self.row_offsets[r], self.row_offsets[r + 1]);
