@@ -1,0 +1,31 @@
+//! # synthsae-train
+//!
+//! Trains synthsae SAEs on activations drawn fresh from a synthetic model, as
+//! sae-lens's `SAETrainer` / `train_toy_sae` / `SyntheticSAERunner` do
+//! (spec §7, §8), with exact resume.
+//!
+//! * [`schedule`]: learning-rate schedules (§8.5);
+//! * [`optim`]: Adam with global gradient-norm clipping and a saveable state;
+//! * [`data`]: addressable, prefetched batches from the sparse sampler;
+//! * [`tuner`]: the optional L0 auto-tuner;
+//! * [`trainer`]: the training loop, statistics and checkpoints;
+//! * [`checkpoint`]: checkpoint files, written atomically.
+//!
+//! Shapes: input dimension `D`, latents `S`, batch `B`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod optim;
+pub mod schedule;
+pub mod trainer;
+pub mod tuner;
+
+pub use config::TrainerConfig;
+pub use data::{Batch, BatchSampler};
+pub use error::{Result, TrainError};
+pub use optim::{Adam, AdamSettings, AdamState};
+pub use schedule::{LrSchedule, ScheduleKind};
+pub use trainer::{CheckpointSae, NoHooks, Progress, TrainOutcome, Trainer, TrainerHooks};
+pub use tuner::{L0Tuner, L0TunerConfig};

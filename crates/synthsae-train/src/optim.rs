@@ -1,0 +1,370 @@
+//! Adam with global gradient-norm clipping, with a state that can be saved
+//! and restored exactly.
+//!
+//! Written here rather than taken from `burn::optim` because a resumed run must
+//! continue bit-identically: Burn's optimizer records are keyed by parameter
+//! ids that change when an SAE is reloaded from its sae-lens files, while this
+//! state is keyed by the parameter's path in the module (`Standard.W_enc`),
+//! which is stable. It also needs the *global* gradient norm (all parameters
+//! together, as `torch.nn.utils.clip_grad_norm_`), while Burn clips each
+//! tensor separately.
+//!
+//! Update rule (PyTorch's Adam, no weight decay, no amsgrad), at step `t ≥ 1`:
+//!
+//! ```text
+//! g ← g · min(1, max_norm / (‖g‖₂ + 1e-6))      (‖g‖ over all parameters)
+//! m ← β₁ m + (1 − β₁) g
+//! v ← β₂ v + (1 − β₂) g²
+//! p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+//! ```
+
+use std::collections::BTreeMap;
+
+use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+/// Adam hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamSettings {
+    /// β₁ (sae-lens `adam_beta1`, default 0.9).
+    pub beta1: f64,
+    /// β₂ (sae-lens `adam_beta2`, default 0.999).
+    pub beta2: f64,
+    /// ε added to the denominator (PyTorch default 1e-8).
+    pub epsilon: f64,
+    /// Global L2 gradient-norm bound (sae-lens: 1.0, fixed); `None` disables.
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for AdamSettings {
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+/// First and second moments of one parameter, flattened to `[numel]`.
+#[derive(Debug, Clone)]
+struct Moments<B: Backend> {
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
+}
+
+/// Host copy of the optimizer state, for checkpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamState {
+    /// Number of optimizer steps taken.
+    pub step: u64,
+    /// `(parameter path, m, v)`, moments flattened row-major.
+    pub moments: Vec<(String, Vec<f32>, Vec<f32>)>,
+}
+
+/// The optimizer: settings, step counter and per-parameter moments on the
+/// device.
+#[derive(Debug, Clone)]
+pub struct Adam<B: AutodiffBackend> {
+    settings: AdamSettings,
+    step: u64,
+    moments: BTreeMap<String, Moments<B::InnerBackend>>,
+}
+
+impl<B: AutodiffBackend> Adam<B> {
+    /// A fresh optimizer (step 0, zero moments created on first use).
+    pub fn new(settings: AdamSettings) -> Self {
+        Self {
+            settings,
+            step: 0,
+            moments: BTreeMap::new(),
+        }
+    }
+
+    /// Number of steps taken.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// One update of every parameter of `module` that has a gradient.
+    ///
+    /// Returns the updated module and the global gradient norm *before*
+    /// clipping (`[1]`, on the device; not read back, so no host sync).
+    pub fn step<M: AutodiffModule<B>>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: B::Gradients,
+    ) -> (M, Tensor<B::InnerBackend, 1>) {
+        let mut grads = GradientsParams::from_grads(grads, &module);
+        let device = module
+            .devices()
+            .into_iter()
+            .next()
+            .expect("an SAE has at least one parameter");
+        let mut norm = NormVisitor::<B> {
+            grads: &grads,
+            sum_sq: Tensor::zeros([1], &device),
+        };
+        module.visit(&mut norm);
+        let grad_norm = norm.sum_sq.sqrt();
+        let scale = match self.settings.max_grad_norm {
+            Some(max) => (grad_norm.clone().add_scalar(1e-6).recip() * max).clamp_max(1.0),
+            None => Tensor::ones([1], &device),
+        };
+        self.step += 1;
+        let t = self.step as i32;
+        let mut mapper = AdamMapper::<B> {
+            lr,
+            settings: self.settings,
+            bias1: 1.0 - self.settings.beta1.powi(t),
+            bias2_sqrt: (1.0 - self.settings.beta2.powi(t)).sqrt(),
+            scale,
+            grads: &mut grads,
+            moments: &mut self.moments,
+            path: Vec::new(),
+        };
+        let module = module.map(&mut mapper);
+        (module, grad_norm)
+    }
+
+    /// Copies the state to the host.
+    pub fn state(&self) -> AdamState {
+        AdamState {
+            step: self.step,
+            moments: self
+                .moments
+                .iter()
+                .map(|(k, mo)| (k.clone(), to_vec(&mo.m), to_vec(&mo.v)))
+                .collect(),
+        }
+    }
+
+    /// Restores a state saved by [`Adam::state`].
+    pub fn load_state(
+        &mut self,
+        state: &AdamState,
+        device: &burn::tensor::Device<B::InnerBackend>,
+    ) {
+        self.step = state.step;
+        self.moments = state
+            .moments
+            .iter()
+            .map(|(k, m, v)| {
+                let m = Tensor::from_data(TensorData::new(m.clone(), [m.len()]), device);
+                let v = Tensor::from_data(TensorData::new(v.clone(), [v.len()]), device);
+                (k.clone(), Moments { m, v })
+            })
+            .collect();
+    }
+}
+
+fn to_vec<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
+    t.to_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 data after convert")
+}
+
+/// Sums the squares of every parameter's gradient.
+struct NormVisitor<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    sum_sq: Tensor<B::InnerBackend, 1>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let s = g.powi_scalar(2).sum();
+            self.sum_sq = self.sum_sq.clone() + s;
+        }
+    }
+}
+
+/// Applies the Adam update while walking the module, keyed by path.
+struct AdamMapper<'a, B: AutodiffBackend> {
+    lr: f64,
+    settings: AdamSettings,
+    bias1: f64,
+    bias2_sqrt: f64,
+    scale: Tensor<B::InnerBackend, 1>,
+    grads: &'a mut GradientsParams,
+    moments: &'a mut BTreeMap<String, Moments<B::InnerBackend>>,
+    path: Vec<String>,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<B::InnerBackend, D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let numel = shape.num_elements();
+        let key = self.path.join(".");
+        let s = &self.settings;
+        let g = grad.reshape([numel]) * self.scale.clone();
+        let prev = self.moments.remove(&key);
+        let (m, v) = match prev {
+            Some(Moments { m, v }) if m.dims()[0] == numel => (
+                m * s.beta1 + g.clone() * (1.0 - s.beta1),
+                v * s.beta2 + g.powi_scalar(2) * (1.0 - s.beta2),
+            ),
+            _ => (
+                g.clone() * (1.0 - s.beta1),
+                g.powi_scalar(2) * (1.0 - s.beta2),
+            ),
+        };
+        let denom = v
+            .clone()
+            .sqrt()
+            .div_scalar(self.bias2_sqrt)
+            .add_scalar(s.epsilon);
+        let update = (m.clone() / denom).mul_scalar(self.lr / self.bias1);
+        let inner = tensor.inner().reshape([numel]) - update;
+        self.moments.insert(key, Moments { m, v });
+        let mut tensor = Tensor::from_inner(inner.reshape(shape));
+        if require_grad {
+            tensor = tensor.require_grad();
+        }
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+
+    type B = Autodiff<NdArray>;
+
+    #[derive(Module, Debug)]
+    struct Two<B: Backend> {
+        a: Param<Tensor<B, 2>>,
+        b: Param<Tensor<B, 1>>,
+    }
+
+    fn module(device: &burn::tensor::Device<B>) -> Two<B> {
+        Two {
+            a: Param::from_tensor(Tensor::from_floats([[1.0, -2.0], [0.5, 3.0]], device)),
+            b: Param::from_tensor(Tensor::from_floats([0.25, -0.75], device)),
+        }
+    }
+
+    fn loss(m: &Two<B>) -> Tensor<B, 1> {
+        // L = Σ a² / 2 + 3 Σ b  →  ∂L/∂a = a, ∂L/∂b = 3.
+        m.a.val().powi_scalar(2).sum().div_scalar(2.0) + m.b.val().sum().mul_scalar(3.0)
+    }
+
+    /// Hand-computed Adam steps (no clipping): the first step moves every
+    /// coordinate by `lr · sign(g)` up to ε.
+    #[test]
+    fn first_steps_match_the_pytorch_rule() {
+        let device = Default::default();
+        let settings = AdamSettings {
+            max_grad_norm: None,
+            ..AdamSettings::default()
+        };
+        let mut adam = Adam::<B>::new(settings);
+        let m = module(&device);
+        let grads = loss(&m).backward();
+        let (m, norm) = adam.step(0.1, m, grads);
+        let a = m.a.val().into_data().into_vec::<f32>().unwrap();
+        let b = m.b.val().into_data().into_vec::<f32>().unwrap();
+        for (got, want) in a.iter().zip([0.9, -1.9, 0.4, 2.9]) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        for (got, want) in b.iter().zip([0.15, -0.85]) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        // ‖g‖ = sqrt(1 + 4 + 0.25 + 9 + 9 + 9).
+        let n = norm.into_scalar();
+        assert!((n - 32.25f32.sqrt()).abs() < 1e-5, "{n}");
+
+        // Second step on a: g₂ = a₁, m = 0.09 g₁ + 0.1 g₂, v = 0.000999 g₁² + 0.001 g₂².
+        let grads = loss(&m).backward();
+        let (m, _) = adam.step(0.1, m, grads);
+        let a2 = m.a.val().into_data().into_vec::<f32>().unwrap();
+        for ((g1, g2), got) in [1.0f64, -2.0, 0.5, 3.0].iter().zip(&a).zip(&a2) {
+            let g2 = *g2 as f64;
+            let mm = 0.09 * g1 + 0.1 * g2;
+            let vv = 0.000999 * g1 * g1 + 0.001 * g2 * g2;
+            let upd = (0.1 / (1.0 - 0.81)) * mm / (vv.sqrt() / (1.0 - 0.998001f64).sqrt() + 1e-8);
+            let want = g2 - upd;
+            assert!((*got as f64 - want).abs() < 1e-5, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn global_norm_clipping_scales_all_gradients_together() {
+        let device = Default::default();
+        let mut clipped = Adam::<B>::new(AdamSettings::default());
+        let mut raw = Adam::<B>::new(AdamSettings {
+            max_grad_norm: None,
+            ..AdamSettings::default()
+        });
+        // Two steps: the first Adam step is scale-invariant, the second is not.
+        let (mut m1, mut m2) = (module(&device), module(&device));
+        for _ in 0..2 {
+            let g1 = loss(&m1).backward();
+            m1 = clipped.step(0.1, m1, g1).0;
+            let g2 = loss(&m2).backward();
+            m2 = raw.step(0.1, m2, g2).0;
+        }
+        let s1 = clipped.state();
+        let s2 = raw.state();
+        // m of the first step is (1 − β₁)·g·scale, with scale = 1/‖g‖.
+        let ratio = s1.moments[0].1[0] / s2.moments[0].1[0];
+        assert!(ratio < 0.5, "clipping had no effect: {ratio}");
+        assert_eq!(s1.moments.len(), 2);
+        assert_eq!(s1.moments[0].0, "a");
+        assert_eq!(s1.moments[1].0, "b");
+    }
+
+    #[test]
+    fn state_round_trip_continues_identically() {
+        let device = Default::default();
+        let mut a1 = Adam::<B>::new(AdamSettings::default());
+        let mut m1 = module(&device);
+        for _ in 0..3 {
+            let g = loss(&m1).backward();
+            m1 = a1.step(0.05, m1, g).0;
+        }
+        let mut a2 = Adam::<B>::new(AdamSettings::default());
+        a2.load_state(&a1.state(), &device);
+        let mut m2 = Two {
+            a: Param::from_tensor(m1.a.val().inner().pipe_autodiff()),
+            b: Param::from_tensor(m1.b.val().inner().pipe_autodiff()),
+        };
+        for _ in 0..3 {
+            let g = loss(&m1).backward();
+            m1 = a1.step(0.05, m1, g).0;
+            let g = loss(&m2).backward();
+            m2 = a2.step(0.05, m2, g).0;
+        }
+        assert_eq!(m1.a.val().into_data(), m2.a.val().into_data());
+        assert_eq!(m1.b.val().into_data(), m2.b.val().into_data());
+        assert_eq!(a1.state(), a2.state());
+    }
+
+    trait PipeAutodiff<const D: usize> {
+        fn pipe_autodiff(self) -> Tensor<B, D>;
+    }
+    impl<const D: usize> PipeAutodiff<D> for Tensor<NdArray, D> {
+        fn pipe_autodiff(self) -> Tensor<B, D> {
+            Tensor::from_inner(self).require_grad()
+        }
+    }
+}
