@@ -243,10 +243,31 @@ struct LowRankPlan {
     /// Per tile: `min τ/√d` and `max ‖F_i‖/√d_i` (Cauchy–Schwarz bound).
     tile_a: Vec<f64>,
     tile_c: Vec<f64>,
+    /// Gated children in the gating's child order (`children[k]`): factor
+    /// rows `[C, R]`, `τ` and `1/√d` `[C]` (empty without gating).
+    child_rows: Vec<f32>,
+    child_tau: Vec<f32>,
+    child_inv_s: Vec<f32>,
 }
 
 impl LowRankPlan {
-    fn new(free: &[u32], factor: &[f32], rank: usize, tau: &[f32], inv_sqrt_diag: &[f32]) -> Self {
+    fn new(
+        free: &[u32],
+        children: &[u32],
+        factor: &[f32],
+        rank: usize,
+        tau: &[f32],
+        inv_sqrt_diag: &[f32],
+    ) -> Self {
+        let mut child_rows = Vec::with_capacity(children.len() * rank);
+        for &c in children {
+            child_rows.extend_from_slice(&factor[c as usize * rank..(c as usize + 1) * rank]);
+        }
+        let child_tau = children.iter().map(|&c| tau[c as usize]).collect();
+        let child_inv_s = children
+            .iter()
+            .map(|&c| inv_sqrt_diag[c as usize])
+            .collect();
         let mut order: Vec<u32> = free.to_vec();
         let std_tau = |f: u32| tau[f as usize] as f64 * inv_sqrt_diag[f as usize] as f64;
         order.sort_by(|&a, &b| std_tau(a).total_cmp(&std_tau(b)).then(a.cmp(&b)));
@@ -296,6 +317,9 @@ impl LowRankPlan {
             inv_s: pinv,
             tile_a,
             tile_c,
+            child_rows,
+            child_tau,
+            child_inv_s,
         }
     }
 }
@@ -424,15 +448,16 @@ impl ActivationGenerator {
                 Some(tau),
             ) => {
                 let all;
-                let free = match &self.gating {
-                    Some(g) => &g.free,
+                let gating = match &self.gating {
+                    Some(g) => g,
                     None => {
-                        all = Gating::all_free(self.num_features).free;
+                        all = Gating::all_free(self.num_features);
                         &all
                     }
                 };
                 Some(Arc::new(LowRankPlan::new(
-                    free,
+                    &gating.free,
+                    &gating.children,
                     factor,
                     *rank,
                     tau,
@@ -662,14 +687,7 @@ impl ActivationGenerator {
                 for _ in 0..rows {
                     let before = idx.len();
                     match (&self.copula, &self.plan) {
-                        (
-                            Copula::LowRank {
-                                factor,
-                                inv_sqrt_diag,
-                                ..
-                            },
-                            Some(plan),
-                        ) => {
+                        (Copula::LowRank { .. }, Some(plan)) => {
                             eps.clear();
                             eps.extend((0..plan.rank).map(|_| normal(&mut rng)));
                             thin_low_rank_row(plan, &eps, &mut rng, &mut idx);
@@ -682,12 +700,18 @@ impl ActivationGenerator {
                                 while q < idx.len() {
                                     let f = idx[q];
                                     q += 1;
-                                    for &c in g.children_of(f) {
-                                        let c = c as usize;
-                                        let zc = dot(&factor[c * rank..(c + 1) * rank], &eps);
-                                        if exceeds((tau[c] - zc) * inv_sqrt_diag[c], rng.next_u32())
-                                        {
-                                            idx.push(c as u32);
+                                    let (c0, c1) = (
+                                        g.child_offsets[f as usize] as usize,
+                                        g.child_offsets[f as usize + 1] as usize,
+                                    );
+                                    for k in c0..c1 {
+                                        let zc = dot_lanes(
+                                            &plan.child_rows[k * rank..(k + 1) * rank],
+                                            &eps,
+                                        );
+                                        let t = (plan.child_tau[k] - zc) * plan.child_inv_s[k];
+                                        if exceeds(t, rng.next_u32()) {
+                                            idx.push(g.children[k]);
                                         }
                                     }
                                 }
@@ -835,6 +859,25 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         acc += y * x;
     }
     acc
+}
+
+/// `Σ_r a_r b_r` in eight interleaved partial sums (a short dependency
+/// chain; the summation order is fixed, so results are reproducible).
+#[inline]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// A uniform in `[0, 1)` with 53 random bits.
