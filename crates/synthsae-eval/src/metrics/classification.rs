@@ -146,7 +146,23 @@ impl ClassificationCalculator {
         let [rows, s] = sae_latents.dims();
         self.check_batch(rows, s, gt)?;
         let fired = nonzero_counts_per_column(sae_latents.clone(), "sae_latents")?;
-        self.add_fired(&fired, rows);
+        self.add_batch_counted(sae_latents, &fired, gt)
+    }
+
+    /// [`Self::add_batch`] with the per-latent firing counts of the batch
+    /// (`[S]`, number of rows where the latent is `≠ 0`) already computed.
+    pub fn add_batch_counted<B: Backend>(
+        &mut self,
+        sae_latents: Tensor<B, 2>,
+        fired: &[u64],
+        gt: &SparseBatch,
+    ) -> Result<()> {
+        let [rows, s] = sae_latents.dims();
+        self.check_batch(rows, s, gt)?;
+        if fired.len() != s {
+            return Err(shape_err("fire counts", format!("[{s}]"), &[fired.len()]));
+        }
+        self.add_fired(fired, rows);
         let positions = self.truth(gt);
         if positions.is_empty() {
             return Ok(());

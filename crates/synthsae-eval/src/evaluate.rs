@@ -1,0 +1,246 @@
+//! Evaluating an SAE against a synthetic model's ground truth (spec §9.5).
+
+use burn::prelude::*;
+use synthsae_data::{SampleRng, SparseBatch, SyntheticModel};
+use synthsae_sae::Sae;
+
+use crate::cosine::SimilarityMatrix;
+use crate::error::{invalid, shape_err, Result};
+use crate::host::nonzero_counts_per_column;
+use crate::mcc::{mcc_from_similarity, uniqueness_from_best_matches};
+use crate::metrics::{
+    ClassificationCalculator, DeadLatentsCalculator, ExplainedVarianceCalculator, L0Calculator,
+    ShrinkageCalculator,
+};
+use crate::result::SyntheticDataEvalResult;
+
+/// How to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// Samples drawn from the model (sae-lens default 100 000).
+    pub num_samples: usize,
+    /// Rows per batch; `None` = one batch of `num_samples` (as sae-lens).
+    pub batch_size: Option<usize>,
+    /// Activation scaling factor `c`: the SAE sees `c · x` and its output is
+    /// divided by `c` before comparison with `x`. `None` = no scaling.
+    pub activation_scaling_factor: Option<f64>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            num_samples: 100_000,
+            batch_size: None,
+            activation_scaling_factor: None,
+        }
+    }
+}
+
+impl EvalOptions {
+    /// Defaults with `num_samples` samples.
+    pub fn new(num_samples: usize) -> Self {
+        Self {
+            num_samples,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the batch size.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+
+    /// Sets the activation scaling factor.
+    pub fn with_activation_scaling_factor(mut self, factor: f64) -> Self {
+        self.activation_scaling_factor = Some(factor);
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.batch_size == Some(0) {
+            return Err(invalid("batch_size", "must be at least 1"));
+        }
+        if let Some(c) = self.activation_scaling_factor {
+            if !c.is_finite() || c == 0.0 {
+                return Err(invalid(
+                    "activation_scaling_factor",
+                    format!("must be finite and non-zero, got {c}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All calculators of one evaluation, for callers that sample and run the
+/// SAE themselves (e.g. a trainer's periodic eval): build it from the
+/// decoder and the true features, feed batches, read [`Evaluator::result`].
+///
+/// The weight-only metrics (MCC, uniqueness, each latent's matched feature)
+/// are computed once at construction from one `[S, N]` cosine matrix, which
+/// is dropped afterwards.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    true_l0: L0Calculator,
+    sae_l0: L0Calculator,
+    dead: DeadLatentsCalculator,
+    shrinkage: ShrinkageCalculator,
+    explained_variance: ExplainedVarianceCalculator,
+    classification: ClassificationCalculator,
+    mcc: f64,
+    uniqueness: f64,
+    d_in: usize,
+}
+
+impl Evaluator {
+    /// From the SAE's decoder rows `[S, D]` and the true features `[N, D]`.
+    pub fn new<B: Backend>(sae_decoder: Tensor<B, 2>, gt_features: Tensor<B, 2>) -> Result<Self> {
+        let [s, d] = sae_decoder.dims();
+        let [n, _] = gt_features.dims();
+        let sim = SimilarityMatrix::compute(sae_decoder, gt_features)?;
+        let best = sim.row_argmax_abs();
+        let uniqueness = uniqueness_from_best_matches(&best, s);
+        let mcc = mcc_from_similarity(&sim.into_abs())?;
+        Ok(Self {
+            true_l0: L0Calculator::new(),
+            sae_l0: L0Calculator::new(),
+            dead: DeadLatentsCalculator::new(s),
+            shrinkage: ShrinkageCalculator::default(),
+            explained_variance: ExplainedVarianceCalculator::new(),
+            classification: ClassificationCalculator::new(best, n)?,
+            mcc,
+            uniqueness,
+            d_in: d,
+        })
+    }
+
+    /// Adds one batch: the true features (sparse `[batch, N]`), the input
+    /// `x` (`[batch, D]`, unscaled, including the dictionary bias), the SAE
+    /// latents `[batch, S]` and the SAE output `x̂` (`[batch, D]`, unscaled).
+    pub fn add_batch<B: Backend>(
+        &mut self,
+        features: &SparseBatch,
+        hidden: Tensor<B, 2>,
+        sae_latents: Tensor<B, 2>,
+        sae_output: Tensor<B, 2>,
+    ) -> Result<()> {
+        let [rows, d] = hidden.dims();
+        if d != self.d_in {
+            return Err(shape_err(
+                "hidden",
+                format!("[batch, {}]", self.d_in),
+                &hidden.dims(),
+            ));
+        }
+        if sae_latents.dims()[0] != rows {
+            return Err(shape_err(
+                "sae_latents",
+                format!("[{rows}, d_sae]"),
+                &sae_latents.dims(),
+            ));
+        }
+        let fired = nonzero_counts_per_column(sae_latents.clone(), "sae_latents")?;
+        self.classification
+            .add_batch_counted(sae_latents, &fired, features)?;
+        self.dead.add_fire_counts(&fired)?;
+        self.sae_l0.add_counts(fired.iter().sum(), rows);
+        self.true_l0.add_sparse(features);
+        self.shrinkage
+            .add_batch(sae_output.clone(), hidden.clone())?;
+        self.explained_variance.add_batch(sae_output, hidden)?;
+        Ok(())
+    }
+
+    /// The metrics so far.
+    pub fn result(&self) -> SyntheticDataEvalResult {
+        SyntheticDataEvalResult {
+            true_l0: self.true_l0.compute(),
+            sae_l0: self.sae_l0.compute(),
+            dead_latents: self.dead.compute(),
+            shrinkage: self.shrinkage.compute(),
+            explained_variance: self.explained_variance.compute(),
+            mcc: self.mcc,
+            uniqueness: self.uniqueness,
+            classification: self.classification.compute(),
+        }
+    }
+}
+
+/// Evaluates `sae` on `options.num_samples` fresh samples of `model`, drawn
+/// from `rng` (seed it with `synthsae_data::sample_rng(Some(seed))` for a
+/// reproducible evaluation). Gradient-free; works with any [`Sae`] through
+/// the trait. Features stay sparse: hidden activations are a host gather-sum
+/// uploaded to the SAE's device, and classification gathers only the latent
+/// values where a matched feature fired.
+pub fn eval_sae_on_synthetic_data<B: Backend, S: Sae<B> + ?Sized>(
+    sae: &S,
+    model: &SyntheticModel<B>,
+    options: &EvalOptions,
+    rng: &mut SampleRng,
+) -> Result<SyntheticDataEvalResult> {
+    eval_sae_on_synthetic_data_with_progress(sae, model, options, rng, |_| {})
+}
+
+/// [`eval_sae_on_synthetic_data`], calling `progress(rows_done)` after each batch.
+pub fn eval_sae_on_synthetic_data_with_progress<B: Backend, S: Sae<B> + ?Sized>(
+    sae: &S,
+    model: &SyntheticModel<B>,
+    options: &EvalOptions,
+    rng: &mut SampleRng,
+    mut progress: impl FnMut(usize),
+) -> Result<SyntheticDataEvalResult> {
+    options.validate()?;
+    let dict = model.host_dictionary();
+    let d = dict.hidden_dim();
+    if sae.d_in() != d {
+        return Err(invalid(
+            "sae.d_in",
+            format!(
+                "the SAE takes {} inputs, the model has hidden_dim {d}",
+                sae.d_in()
+            ),
+        ));
+    }
+    let decoder = sae.decoder_weights();
+    if decoder.dims() != [sae.d_sae(), d] {
+        return Err(shape_err(
+            "sae.decoder_weights",
+            format!("[{}, {d}]", sae.d_sae()),
+            &decoder.dims(),
+        ));
+    }
+    let device = decoder.device();
+    let gt_features = model
+        .feature_dictionary()
+        .feature_vectors
+        .val()
+        .to_device(&device);
+    let mut evaluator = Evaluator::new(decoder, gt_features)?;
+    let batch_size = options.batch_size.unwrap_or(options.num_samples).max(1);
+    let mut done = 0;
+    while done < options.num_samples {
+        let rows = batch_size.min(options.num_samples - done);
+        let features = model.sample_features(rows, rng);
+        let hidden = Tensor::<B, 2>::from_data(
+            TensorData::new(dict.forward_sparse(&features)?, [rows, d]),
+            &device,
+        );
+        let (latents, output) = match options.activation_scaling_factor {
+            None => {
+                let z = sae.encode(hidden.clone());
+                let out = sae.decode(z.clone());
+                (z, out)
+            }
+            Some(c) => {
+                let z = sae.encode(hidden.clone() * c);
+                let out = sae.decode(z.clone()) / c;
+                (z, out)
+            }
+        };
+        evaluator.add_batch(&features, hidden, latents, output)?;
+        done += rows;
+        progress(done);
+    }
+    Ok(evaluator.result())
+}
