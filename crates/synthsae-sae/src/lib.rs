@@ -11,10 +11,32 @@
 //! [`Sae`] (inference: encode, decode, decoder rows) for the evaluator and
 //! [`TrainingSae`] (loss terms by name, coefficients, per-step state) for the
 //! trainer. Neither the evaluator nor the trainer knows which architecture is
-//! behind them.
+//! behind them: [`AnySae`] and [`AnyTrainingSae`] dispatch to the
+//! architectures in [`arch`].
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use synthsae_sae::{Sae, TrainingSaeConfig};
+//!
+//! let cfg = TrainingSaeConfig::new("batchtopk", 16, 64)?;
+//! let sae = cfg.init::<NdArray>(&Default::default(), 0)?;
+//! let inference = sae.to_inference_sae(); // a JumpReLU SAE, as sae-lens exports it
+//! assert_eq!(inference.d_sae(), 64);
+//! # Ok::<(), synthsae_sae::SaeError>(())
+//! ```
 
+pub mod any;
+pub mod arch;
+pub mod config;
 pub mod error;
+pub mod init;
+pub mod io;
+pub mod ops;
 pub mod sae;
 
+pub use any::{AnySae, AnyTrainingSae};
+pub use config::{
+    InferenceArch, NormalizeActivations, SaeBase, SaeConfig, TrainingArch, TrainingSaeConfig,
+};
 pub use error::{Result, SaeError};
 pub use sae::{Coefficient, Sae, TrainStepInput, TrainStepOutput, TrainingSae};

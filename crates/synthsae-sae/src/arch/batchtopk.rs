@@ -1,0 +1,166 @@
+//! `batchtopk` and `matryoshka_batchtopk` training SAEs (spec §10.4, §10.5):
+//! the `floor(k · B)` largest relu'd pre-activations of the whole batch are
+//! kept; a float64 threshold EMA tracks the smallest kept value and becomes
+//! the JumpReLU threshold of the inference export.
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use super::jumprelu::JumpReluSae;
+use super::matryoshka::{matryoshka_aux_loss, matryoshka_inner_losses};
+use super::topk::{topk_aux_loss, unscale};
+use super::LinearCore;
+use crate::config::{BatchTopKConfig, TrainingArch, TrainingSaeConfig};
+use crate::ops::{normalize_out, nth_largest_host, param, row, sum_sq_mean, to_vec};
+use crate::sae::{TrainStepInput, TrainStepOutput};
+
+/// BatchTopK activation on `[B, S]`: `relu(x)`, then only the
+/// `floor(k · B)` largest values of the whole batch are kept.
+///
+/// The cut-off value is found on the host with a linear-time selection
+/// (instead of sorting `B · S` values on the device); ties at the cut-off
+/// keep every tied entry.
+pub fn batch_topk_activation<B: Backend>(hidden_pre: Tensor<B, 2>, k: f64) -> Tensor<B, 2> {
+    let [b, s] = hidden_pre.dims();
+    let r = relu(hidden_pre);
+    let n = (k * b as f64).floor();
+    if n <= 0.0 {
+        return r.zeros_like();
+    }
+    let n = n as usize;
+    if n >= b * s {
+        return r;
+    }
+    let mut values = to_vec(r.clone().detach());
+    match nth_largest_host(&mut values, n) {
+        Some(cut) => {
+            let mask = r.clone().greater_equal_elem(cut);
+            r * mask.float()
+        }
+        None => r,
+    }
+}
+
+/// Training `batchtopk` / `matryoshka_batchtopk` SAE.
+#[derive(Module, Debug)]
+pub struct BatchTopKTrainingSae<B: Backend> {
+    /// Weights.
+    pub core: LinearCore<B>,
+    /// The threshold EMA (float64, not a parameter; sae-lens's `topk_threshold`).
+    pub topk_threshold: f64,
+    /// Training config (`batchtopk` or `matryoshka_batchtopk`).
+    #[module(skip)]
+    pub cfg: TrainingSaeConfig,
+}
+
+impl<B: Backend> BatchTopKTrainingSae<B> {
+    /// The BatchTopK fields and, for Matryoshka, the widths and aux switch.
+    pub fn arch(&self) -> (BatchTopKConfig, Option<(Vec<usize>, bool)>) {
+        match &self.cfg.arch {
+            TrainingArch::BatchTopK(c) => (c.clone(), None),
+            TrainingArch::MatryoshkaBatchTopK(m) => (
+                m.batch_topk.clone(),
+                Some((m.matryoshka_widths.clone(), m.use_matryoshka_aux_loss)),
+            ),
+            _ => (BatchTopKConfig::default(), None),
+        }
+    }
+
+    /// Training forward: `mse_loss`, `auxiliary_reconstruction_loss` and, for
+    /// Matryoshka, `inner_mse_loss_<w>` for every width but the last.
+    pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
+        let (c, matryoshka) = self.arch();
+        let b = &self.cfg.base;
+        let x = input.x.clone();
+        let (xp, st) =
+            self.core
+                .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
+        let norms = c.rescale_acts_by_decoder_norm.then(|| self.core.norms());
+        let mut hidden_pre = self.core.pre(xp);
+        if let Some(n) = &norms {
+            hidden_pre = hidden_pre * row(n.clone());
+        }
+        let z = batch_topk_activation(hidden_pre.clone(), c.k);
+        let sae_out = normalize_out(
+            unscale(z.clone(), norms.as_ref()).matmul(self.core.w_dec.val())
+                + row(self.core.b_dec.val()),
+            &st,
+        );
+        let mse = sum_sq_mean(sae_out.clone() - x.clone());
+        let mut losses = vec![("mse_loss".to_string(), mse.clone())];
+        let mut loss = mse;
+        let aux = match &matryoshka {
+            Some((widths, true)) => matryoshka_aux_loss(
+                &self.core,
+                x.clone(),
+                z.clone(),
+                hidden_pre.clone(),
+                input.dead_mask.as_ref(),
+                widths,
+                norms.as_ref(),
+                &st,
+                c.aux_loss_coefficient,
+            ),
+            _ => topk_aux_loss(
+                x.clone(),
+                sae_out.clone(),
+                hidden_pre.clone(),
+                input.dead_mask.as_ref(),
+                self.core.w_dec.val(),
+                norms.as_ref(),
+                c.aux_loss_coefficient,
+                false,
+            ),
+        };
+        loss = loss + aux.clone();
+        losses.push(("auxiliary_reconstruction_loss".into(), aux));
+        if let Some((widths, _)) = &matryoshka {
+            for (w, inner) in
+                matryoshka_inner_losses(&self.core, x, z.clone(), widths, norms.as_ref(), &st)
+            {
+                loss = loss + inner.clone();
+                losses.push((format!("inner_mse_loss_{w}"), inner));
+            }
+        }
+        TrainStepOutput {
+            sae_out,
+            feature_acts: z,
+            hidden_pre,
+            loss,
+            losses,
+        }
+    }
+
+    /// Threshold EMA after a forward pass: if any activation is positive,
+    /// `θ ← (1 − lr) θ + lr · min_positive` in float64. Returns
+    /// `[("topk_threshold", θ)]`.
+    pub fn update_threshold(&mut self, feature_acts: &Tensor<B, 2>) -> Vec<(String, f64)> {
+        let (c, _) = self.arch();
+        let values = to_vec(feature_acts.clone().detach());
+        let min_pos = values
+            .iter()
+            .copied()
+            .filter(|&v| v > 0.0)
+            .fold(f32::INFINITY, f32::min);
+        if min_pos.is_finite() {
+            let lr = c.topk_threshold_lr;
+            self.topk_threshold = (1.0 - lr) * self.topk_threshold + lr * min_pos as f64;
+        }
+        vec![("topk_threshold".into(), self.topk_threshold)]
+    }
+
+    /// Inference form: TopK-style decoder-norm fold if rescaling, then a
+    /// JumpReLU SAE with `threshold = θ · 1` (spec §10.4).
+    pub fn to_inference(&self) -> JumpReluSae<B> {
+        let (c, _) = self.arch();
+        let core = if c.rescale_acts_by_decoder_norm {
+            self.core.folded_copy()
+        } else {
+            self.core.clone()
+        };
+        let d_sae = self.cfg.base.d_sae;
+        let device = core.b_enc.val().device();
+        let threshold = Tensor::<B, 1>::full([d_sae], self.topk_threshold as f32, &device);
+        JumpReluSae::new(core, param(threshold), self.cfg.inference_config())
+    }
+}

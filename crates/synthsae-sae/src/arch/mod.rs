@@ -1,0 +1,212 @@
+//! The architectures, one per file, and the pieces they share.
+//!
+//! Inference forms implement [`crate::Sae`]; training forms implement the
+//! training forward pass that [`crate::AnyTrainingSae`] dispatches to.
+
+pub mod batchtopk;
+pub mod gated;
+pub mod jumprelu;
+pub mod matching_pursuit;
+pub mod matryoshka;
+pub mod standard;
+pub mod topk;
+
+use std::any::Any;
+use std::sync::Mutex;
+
+use burn::module::Param;
+use burn::prelude::*;
+
+use crate::config::NormalizeActivations;
+use crate::error::Result;
+use crate::io::{HostTensor, TensorFile};
+use crate::ops::{map_param, normalize_in, param, row, row_norms, NormState};
+
+/// Encoder, decoder and their biases: the weights of every linear-encoder
+/// architecture (standard, TopK family, JumpReLU).
+#[derive(Module, Debug)]
+pub struct LinearCore<B: Backend> {
+    /// Encoder `W_enc`: `[D, S]`.
+    pub w_enc: Param<Tensor<B, 2>>,
+    /// Decoder `W_dec`: `[S, D]`.
+    pub w_dec: Param<Tensor<B, 2>>,
+    /// Encoder bias `b_enc`: `[S]`.
+    pub b_enc: Param<Tensor<B, 1>>,
+    /// Decoder bias `b_dec`: `[D]`.
+    pub b_dec: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> LinearCore<B> {
+    /// Weights from a host decoder `[S, D]` (row-major): `W_enc = W_decᵀ`,
+    /// zero biases (spec §10.1).
+    pub fn from_decoder(w_dec: &[f32], d_in: usize, d_sae: usize, device: &B::Device) -> Self {
+        let w_dec =
+            Tensor::<B, 2>::from_data(TensorData::new(w_dec.to_vec(), [d_sae, d_in]), device);
+        Self {
+            w_enc: param(w_dec.clone().transpose()),
+            w_dec: param(w_dec),
+            b_enc: param(Tensor::zeros([d_sae], device)),
+            b_dec: param(Tensor::zeros([d_in], device)),
+        }
+    }
+
+    /// Reads `W_enc`, `W_dec`, `b_enc`, `b_dec` from a weights file.
+    pub fn load(file: &TensorFile, d_in: usize, d_sae: usize, device: &B::Device) -> Result<Self> {
+        Ok(Self {
+            w_enc: param(file.tensor2(device, "W_enc", [d_in, d_sae])?),
+            w_dec: param(file.tensor2(device, "W_dec", [d_sae, d_in])?),
+            b_enc: param(file.tensor1(device, "b_enc", d_sae)?),
+            b_dec: param(file.tensor1(device, "b_dec", d_in)?),
+        })
+    }
+
+    /// The four tensors under sae-lens's names.
+    pub fn tensors(&self) -> Vec<(String, HostTensor)> {
+        vec![
+            ("W_enc".into(), HostTensor::from_tensor(self.w_enc.val())),
+            ("W_dec".into(), HostTensor::from_tensor(self.w_dec.val())),
+            ("b_enc".into(), HostTensor::from_tensor(self.b_enc.val())),
+            ("b_dec".into(), HostTensor::from_tensor(self.b_dec.val())),
+        ]
+    }
+
+    /// Input processing of spec §10.1 on `[B, D]`: per-sample normalisation,
+    /// then `− b_dec` if `apply_b_dec`.
+    pub fn process_in(
+        &self,
+        x: Tensor<B, 2>,
+        mode: NormalizeActivations,
+        apply_b_dec: bool,
+    ) -> (Tensor<B, 2>, NormState<B>) {
+        process_in(x, mode, apply_b_dec, &self.b_dec)
+    }
+
+    /// Pre-activations `x' W_enc + b_enc`: `[B, D]` → `[B, S]`.
+    pub fn pre(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        x.matmul(self.w_enc.val()) + row(self.b_enc.val())
+    }
+
+    /// `z W_dec + b_dec`: `[B, S]` → `[B, D]`.
+    pub fn decode_linear(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        z.matmul(self.w_dec.val()) + row(self.b_dec.val())
+    }
+
+    /// Decoder row norms `[S]` (differentiable).
+    pub fn norms(&self) -> Tensor<B, 1> {
+        row_norms(self.w_dec.val())
+    }
+
+    /// `fold_W_dec_norm`: `n = max(‖W_dec_s‖, 1e-8)`, `W_dec_s /= n`,
+    /// `W_enc[:, s] *= n`, `b_enc_s *= n`. Returns the norms `[S]`.
+    pub fn fold_w_dec_norm(self) -> (Self, Tensor<B, 1>) {
+        let n = row_norms(self.w_dec.val().detach()).clamp_min(1e-8);
+        let nc = n.clone();
+        let w_dec = map_param(self.w_dec, |w| w / nc.clone().unsqueeze_dim(1));
+        let nc = n.clone();
+        let w_enc = map_param(self.w_enc, |w| w * row(nc));
+        let nc = n.clone();
+        let b_enc = map_param(self.b_enc, |b| b * nc);
+        (
+            Self {
+                w_enc,
+                w_dec,
+                b_enc,
+                b_dec: self.b_dec,
+            },
+            n,
+        )
+    }
+
+    /// Folds an input scaling factor `c`: `W_enc *= c`, `W_dec /= c`, `b_dec /= c`.
+    pub fn fold_scaling(self, c: f64) -> Self {
+        Self {
+            w_enc: map_param(self.w_enc, |w| w.mul_scalar(c)),
+            w_dec: map_param(self.w_dec, |w| w.div_scalar(c)),
+            b_enc: self.b_enc,
+            b_dec: map_param(self.b_dec, |b| b.div_scalar(c)),
+        }
+    }
+
+    /// A copy with decoder norms folded the TopK way (`b_enc ⊙ n`, `W_dec / n`,
+    /// `W_enc ⊙ n`, `n` clamped at 1e-8), without gradients: what sae-lens
+    /// saves for inference when `rescale_acts_by_decoder_norm` is on.
+    pub fn folded_copy(&self) -> Self {
+        let (core, _) = self.clone().fold_w_dec_norm();
+        core
+    }
+}
+
+/// Input processing on `[B, D]` with an explicit `b_dec` `[D]`.
+pub fn process_in<B: Backend>(
+    x: Tensor<B, 2>,
+    mode: NormalizeActivations,
+    apply_b_dec: bool,
+    b_dec: &Param<Tensor<B, 1>>,
+) -> (Tensor<B, 2>, NormState<B>) {
+    let (x, st) = normalize_in(x, mode);
+    if apply_b_dec {
+        (x - row(b_dec.val()), st)
+    } else {
+        (x, st)
+    }
+}
+
+/// Remembers the per-sample normalisation of the last `encode` so that the
+/// next `decode` can undo it (sae-lens keeps it on the module the same way).
+/// Cloning gives an empty cache. Type-erased so that the module's inner
+/// (non-autodiff) form has the same field type.
+#[derive(Default)]
+pub struct NormCache(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl NormCache {
+    /// Stores the state of the last encode (only per-sample modes need it).
+    pub fn store<B: Backend>(&self, state: NormState<B>) {
+        if matches!(state, NormState::None) {
+            return;
+        }
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(Box::new(state));
+        }
+    }
+
+    /// Takes the state of the last encode (`None` state if there is none).
+    pub fn take<B: Backend>(&self) -> NormState<B> {
+        let boxed = self.0.lock().ok().and_then(|mut g| g.take());
+        match boxed.and_then(|b| b.downcast::<NormState<B>>().ok()) {
+            Some(st) => *st,
+            None => NormState::None,
+        }
+    }
+}
+
+impl Clone for NormCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for NormCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NormCache")
+    }
+}
+
+/// Undo of per-sample normalisation for an inference `decode`: the state
+/// of the last `encode`, or nothing (with a warning) if there was none.
+pub(crate) fn cached_state<B: Backend>(
+    cache: &NormCache,
+    mode: NormalizeActivations,
+) -> NormState<B> {
+    let st = cache.take::<B>();
+    if mode.is_per_sample() && matches!(st, NormState::None) {
+        log::warn!(
+            "decode with normalize_activations = {} but no preceding encode: \
+             output left normalised",
+            mode.as_str()
+        );
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests;

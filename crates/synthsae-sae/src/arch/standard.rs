@@ -1,0 +1,117 @@
+//! `standard`: `z = relu(x' W_enc + b_enc)`, decoder-norm-weighted Lp penalty
+//! (spec §10.2).
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use super::{cached_state, LinearCore, NormCache};
+use crate::config::{SaeConfig, StandardConfig, TrainingArch, TrainingSaeConfig};
+use crate::ops::{normalize_out, row, sum_sq_mean};
+use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
+
+/// Inference `standard` SAE.
+#[derive(Module, Debug)]
+pub struct StandardSae<B: Backend> {
+    /// Weights.
+    pub core: LinearCore<B>,
+    /// Inference config.
+    #[module(skip)]
+    pub cfg: SaeConfig,
+    #[module(skip)]
+    pub(crate) cache: NormCache,
+}
+
+impl<B: Backend> StandardSae<B> {
+    /// From weights and config.
+    pub fn new(core: LinearCore<B>, cfg: SaeConfig) -> Self {
+        Self {
+            core,
+            cfg,
+            cache: NormCache::default(),
+        }
+    }
+}
+
+impl<B: Backend> Sae<B> for StandardSae<B> {
+    fn d_in(&self) -> usize {
+        self.cfg.base.d_in
+    }
+    fn d_sae(&self) -> usize {
+        self.cfg.base.d_sae
+    }
+    fn encode(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let b = &self.cfg.base;
+        let (xp, st) = self
+            .core
+            .process_in(x, b.normalize_activations, b.apply_b_dec_to_input);
+        self.cache.store(st);
+        relu(self.core.pre(xp))
+    }
+    fn decode(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        let st = cached_state(&self.cache, self.cfg.base.normalize_activations);
+        normalize_out(self.core.decode_linear(z), &st)
+    }
+    fn decoder_weights(&self) -> Tensor<B, 2> {
+        self.core.w_dec.val()
+    }
+    fn encoder_weights(&self) -> Tensor<B, 2> {
+        self.core.w_enc.val()
+    }
+}
+
+/// Training `standard` SAE.
+#[derive(Module, Debug)]
+pub struct StandardTrainingSae<B: Backend> {
+    /// Weights.
+    pub core: LinearCore<B>,
+    /// Training config (architecture `standard`).
+    #[module(skip)]
+    pub cfg: TrainingSaeConfig,
+}
+
+impl<B: Backend> StandardTrainingSae<B> {
+    fn arch(&self) -> StandardConfig {
+        match &self.cfg.arch {
+            TrainingArch::Standard(c) => c.clone(),
+            _ => StandardConfig::default(),
+        }
+    }
+
+    /// Training forward: `mse_loss` and
+    /// `l1_loss = mean_rows(λ · ‖z ⊙ ‖W_dec‖‖_p)`.
+    pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
+        let c = self.arch();
+        let b = &self.cfg.base;
+        let x = input.x.clone();
+        let (xp, st) =
+            self.core
+                .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
+        let hidden_pre = self.core.pre(xp);
+        let z = relu(hidden_pre.clone());
+        let sae_out = normalize_out(self.core.decode_linear(z.clone()), &st);
+        let mse = sum_sq_mean(sae_out.clone() - x);
+        let weighted = (z.clone() * row(self.core.norms())).abs();
+        let sparsity = if c.lp_norm == 1.0 {
+            weighted.sum_dim(1)
+        } else {
+            weighted
+                .powf_scalar(c.lp_norm)
+                .sum_dim(1)
+                .powf_scalar(1.0 / c.lp_norm)
+        };
+        let lambda = input.coefficient("l1").unwrap_or(c.l1_coefficient);
+        let l1 = sparsity.mul_scalar(lambda).mean();
+        TrainStepOutput {
+            sae_out,
+            feature_acts: z,
+            hidden_pre,
+            loss: mse.clone() + l1.clone(),
+            losses: vec![("mse_loss".into(), mse), ("l1_loss".into(), l1)],
+        }
+    }
+
+    /// Inference form (same weights).
+    pub fn to_inference(&self) -> StandardSae<B> {
+        StandardSae::new(self.core.clone(), self.cfg.inference_config())
+    }
+}
