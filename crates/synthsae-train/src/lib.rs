@@ -9,7 +9,9 @@
 //! * [`data`]: addressable, prefetched batches from the sparse sampler;
 //! * [`tuner`]: the optional L0 auto-tuner;
 //! * [`trainer`]: the training loop, statistics and checkpoints;
-//! * [`checkpoint`]: checkpoint files, written atomically.
+//! * [`checkpoint`]: checkpoint files, written atomically;
+//! * [`runner_config`], [`runner`]: sae-lens's `SyntheticSAERunnerConfig` and
+//!   the runner that writes sae-lens's output layout.
 //!
 //! Shapes: input dimension `D`, latents `S`, batch `B`.
 
@@ -18,6 +20,8 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod optim;
+pub mod runner;
+pub mod runner_config;
 pub mod schedule;
 pub mod trainer;
 pub mod tuner;
@@ -26,6 +30,8 @@ pub use config::TrainerConfig;
 pub use data::{Batch, BatchSampler};
 pub use error::{Result, TrainError};
 pub use optim::{Adam, AdamSettings, AdamState};
+pub use runner::{build_model, run, RunObserver, RunnerResult, Silent};
+pub use runner_config::{LoggingConfig, ModelSpec, RunnerConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{CheckpointSae, NoHooks, Progress, TrainOutcome, Trainer, TrainerHooks};
 pub use tuner::{L0Tuner, L0TunerConfig};

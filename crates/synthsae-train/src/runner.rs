@@ -1,0 +1,272 @@
+//! The synthetic-data runner (sae-lens `SyntheticSAERunner`, spec §7): model
+//! + SAE + trainer + evaluations + the output folder.
+//!
+//! Output layout (sae-lens §7.4, plus `metrics.jsonl` and
+//! `synthsae_config.json`):
+//!
+//! ```text
+//! cfg.json, sae_weights.safetensors   inference SAE (BatchTopK/Matryoshka as jumprelu)
+//! sparsity.safetensors                log10 firing rate over the last window
+//! runner_config.json                  sae-lens keys only (loadable by sae-lens)
+//! synthsae_config.json                synthsae's own fields (seed, backend, tuner)
+//! eval_stats.json                     final evaluation, if it ran
+//! metrics.jsonl                       one JSON object per logging / evaluation step
+//! synthetic_model/                    if save_synthetic_model
+//! ```
+//!
+//! Unlike sae-lens, periodic evaluations really run every `eval_frequency`
+//! steps and draw from their own random stream, so they do not change the
+//! training data (spec §13.11–12); the final evaluation runs on the exported
+//! inference SAE, i.e. the model that is saved (§13.24).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use serde_json::{Map, Value};
+use synthsae_data::SyntheticModel;
+use synthsae_eval::{eval_sae_on_synthetic_data, EvalOptions, SyntheticDataEvalResult};
+use synthsae_sae::any::AnyTrainingSae;
+use synthsae_sae::TrainingSae;
+
+use crate::checkpoint::write_sparsity;
+use crate::data::{batch_rng, stream, BatchSampler};
+use crate::error::{Result, TrainError};
+use crate::runner_config::{ModelSpec, RunnerConfig};
+use crate::trainer::{CheckpointSae, Progress, Trainer, TrainerHooks};
+
+impl<B: AutodiffBackend> CheckpointSae<B> for AnyTrainingSae<B> {
+    fn save_training(&self, dir: &Path) -> Result<()> {
+        Ok(self.save_checkpoint(dir)?)
+    }
+
+    fn load_training(dir: &Path, device: &B::Device) -> Result<Self> {
+        Ok(Self::load_checkpoint(dir, device)?)
+    }
+
+    fn normalize_activations(&self) -> String {
+        self.config().normalize_activations().as_str().to_string()
+    }
+
+    fn set_metadata(&mut self, key: &str, value: Value) {
+        self.metadata_mut().insert(key.to_string(), value);
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunnerResult<B: AutodiffBackend> {
+    /// The trained SAE (scaling folded in).
+    pub sae: AnyTrainingSae<B>,
+    /// The final evaluation, if it ran.
+    pub final_eval: Option<SyntheticDataEvalResult>,
+    /// The output folder, if outputs were written.
+    pub output_path: Option<PathBuf>,
+    /// Samples trained on.
+    pub n_training_samples: u64,
+    /// Mean L0 over the last firing-rate window.
+    pub l0: Option<f64>,
+    /// Dead latents at the end of training.
+    pub num_dead_features: u64,
+    /// Wall-clock seconds spent in the training loop.
+    pub train_seconds: f64,
+}
+
+/// Observes a run (progress bars, logs).
+pub trait RunObserver {
+    /// After each training step.
+    fn on_progress(&mut self, _progress: &Progress) {}
+    /// A metrics record was written.
+    fn on_record(&mut self, _record: &Map<String, Value>) {}
+    /// A phase starts (`"training"`, `"final evaluation"`, `"saving"`).
+    fn on_phase(&mut self, _phase: &str) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl RunObserver for Silent {}
+
+struct Hooks<'a, B: AutodiffBackend> {
+    cfg: &'a RunnerConfig,
+    model: &'a SyntheticModel<B::InnerBackend>,
+    metrics: Option<std::fs::File>,
+    metrics_path: Option<PathBuf>,
+    observer: &'a mut dyn RunObserver,
+}
+
+impl<B: AutodiffBackend> TrainerHooks<B, AnyTrainingSae<B>> for Hooks<'_, B> {
+    fn on_record(&mut self, record: &Map<String, Value>) -> Result<()> {
+        if let (Some(f), Some(p)) = (self.metrics.as_mut(), self.metrics_path.as_ref()) {
+            let line = serde_json::to_string(record).expect("record serialises");
+            writeln!(f, "{line}").map_err(|e| TrainError::io(p, e))?;
+        }
+        self.observer.on_record(record);
+        Ok(())
+    }
+
+    fn evaluate(
+        &mut self,
+        sae: &AnyTrainingSae<B>,
+        step: u64,
+    ) -> Result<Option<Map<String, Value>>> {
+        // The eval stream of each step is its own: turning evaluations on or
+        // off does not change the training data.
+        let mut rng = batch_rng(self.cfg.seed, stream::EVAL, step);
+        let options = EvalOptions::new(self.cfg.eval_samples).with_batch_size(self.cfg.batch_size);
+        let inference = sae.to_inference();
+        let result = eval_sae_on_synthetic_data(&inference, self.model, &options, &mut rng)
+            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        Ok(Some(
+            result
+                .to_log_dict("synthetic/")
+                .into_iter()
+                .map(|(k, v)| (k, Value::from(v)))
+                .collect(),
+        ))
+    }
+
+    fn on_checkpoint(&mut self, dir: &Path) -> Result<()> {
+        write_json(&dir.join("runner_config.json"), &self.cfg.to_saelens_json())
+    }
+
+    fn on_progress(&mut self, progress: &Progress) {
+        self.observer.on_progress(progress);
+    }
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("JSON serialises");
+    write_atomic(path, text.as_bytes())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Runs a complete training job.
+///
+/// * `model`: the synthetic model (built or loaded by the caller from
+///   `cfg.synthetic_model`: see [`build_model`]); it lives on the inner
+///   (non-autodiff) backend, the SAE on `B`.
+/// * `resume`: a checkpoint (or checkpoint directory) to continue from.
+pub fn run<B: AutodiffBackend>(
+    mut cfg: RunnerConfig,
+    model: &SyntheticModel<B::InnerBackend>,
+    device: &B::Device,
+    resume: Option<&Path>,
+    observer: &mut dyn RunObserver,
+) -> Result<RunnerResult<B>> {
+    let hidden_dim = model.config().hidden_dim;
+    if cfg.sae.d_in() != hidden_dim {
+        log::warn!(
+            "sae.d_in is {} but the synthetic model's hidden_dim is {hidden_dim}; using {hidden_dim}",
+            cfg.sae.d_in()
+        );
+        cfg.sae.set_d_in(hidden_dim)?;
+    }
+    if cfg.autocast_sae || cfg.autocast_data {
+        log::warn!("autocast_sae / autocast_data are ignored: synthsae trains in float32");
+    }
+    let sampler = BatchSampler::new(
+        model.generator().clone(),
+        model.host_dictionary().clone(),
+        cfg.seed,
+        cfg.batch_size,
+    );
+    let trainer_cfg = cfg.trainer_config();
+    let trainer = match resume {
+        Some(path) => {
+            Trainer::<B, AnyTrainingSae<B>>::resume(trainer_cfg, path, sampler, device.clone())?
+        }
+        None => {
+            let sae = cfg.sae.init::<B>(device, cfg.seed)?;
+            Trainer::new(trainer_cfg, sae, sampler, device.clone())?
+        }
+    };
+
+    let (metrics, metrics_path) = match &cfg.output_path {
+        Some(out) => {
+            std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+            let p = out.join("metrics.jsonl");
+            // A resumed run continues the log of the run it resumes.
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(resume.is_some())
+                .write(true)
+                .truncate(resume.is_none())
+                .open(&p)
+                .map_err(|e| TrainError::io(&p, e))?;
+            (Some(f), Some(p))
+        }
+        None => (None, None),
+    };
+    observer.on_phase("training");
+    let started = std::time::Instant::now();
+    let outcome = {
+        let mut hooks = Hooks::<B> {
+            cfg: &cfg,
+            model,
+            metrics,
+            metrics_path,
+            observer: &mut *observer,
+        };
+        trainer.fit(&mut hooks)?
+    };
+    let train_seconds = started.elapsed().as_secs_f64();
+
+    let inference = outcome.sae.to_inference();
+    let final_eval = if cfg.run_final_eval && cfg.eval_samples > 0 {
+        observer.on_phase("final evaluation");
+        let mut rng = batch_rng(cfg.seed, stream::FINAL_EVAL, 0);
+        let options = EvalOptions::new(cfg.eval_samples).with_batch_size(cfg.batch_size);
+        Some(
+            eval_sae_on_synthetic_data(&inference, model, &options, &mut rng)
+                .map_err(|e| TrainError::Eval(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
+    if let Some(out) = &cfg.output_path {
+        observer.on_phase("saving");
+        outcome.sae.save_inference(out)?;
+        write_sparsity(
+            &out.join("sparsity.safetensors"),
+            &outcome.log_feature_sparsity,
+        )?;
+        write_json(&out.join("runner_config.json"), &cfg.to_saelens_json())?;
+        write_json(&out.join("synthsae_config.json"), &cfg.synthsae_json())?;
+        if let Some(e) = &final_eval {
+            write_atomic(&out.join("eval_stats.json"), e.to_json_pretty().as_bytes())?;
+        }
+        if cfg.save_synthetic_model {
+            model.save(out.join("synthetic_model"))?;
+        }
+    }
+    Ok(RunnerResult {
+        sae: outcome.sae,
+        final_eval,
+        output_path: cfg.output_path.clone(),
+        n_training_samples: outcome.n_training_samples,
+        l0: outcome.l0,
+        num_dead_features: outcome.num_dead_features,
+        train_seconds,
+    })
+}
+
+/// Builds or loads the model a runner config names. Source strings are
+/// local paths here; hub sources must be resolved to a local directory by
+/// the caller first (the CLI does it with `synthsae-hub`).
+pub fn build_model<B: burn::prelude::Backend>(
+    spec: &ModelSpec,
+    device: &B::Device,
+) -> Result<SyntheticModel<B>> {
+    match spec {
+        ModelSpec::Config(c) => Ok(SyntheticModel::new((**c).clone(), device)?),
+        ModelSpec::Source(s) => Ok(SyntheticModel::load(s, device)?),
+    }
+}
