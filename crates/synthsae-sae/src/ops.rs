@@ -119,7 +119,9 @@ pub fn map_param<B: Backend, const D: usize>(
     f: impl FnOnce(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Param<Tensor<B, D>> {
     let require_grad = p.is_require_grad();
-    p.map(|t| f(t.detach()).set_require_grad(require_grad))
+    // The result is detached too: `f` may combine the value with other
+    // tracked tensors (decoder norms), and only a leaf can require a gradient.
+    p.map(|t| f(t.detach()).detach().set_require_grad(require_grad))
 }
 
 /// A fresh trainable parameter.
