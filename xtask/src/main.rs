@@ -2,7 +2,9 @@
 //!
 //! * `bench [FILTER]`: runs the criterion benchmarks (`benches/`) in release
 //!   mode and prints their figures (samples/s for sampling, seconds per
-//!   orthogonalisation step).
+//!   orthogonalisation step), then the sampling table of
+//!   `benches/sampling_scale.rs` (samples/s per configuration and per N) with
+//!   sae-lens's figures and the ratio when a Python with sae-lens is found.
 //! * `test`: the README's test command (`cargo test --workspace`).
 //! * `ci`: runs `.ci/run`.
 //! * `interop`: checks that models move between synthsae and sae-lens both
@@ -24,6 +26,96 @@ fn run(mut cmd: Command) -> Result<()> {
         .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// `RESULT` lines (`case`, `N`, samples/s) printed by a sampling benchmark.
+fn parse_results(stdout: &str) -> Vec<(String, usize, f64)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("RESULT\t")?.split('\t');
+            Some((
+                f.next()?.to_string(),
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The sampling table (`benches/sampling_scale.rs`: samples/s per
+/// configuration and per N, batch 1024, hidden activations included) and,
+/// when a Python with sae-lens 6.54.12 is available (`SYNTHSAE_PYTHON` or
+/// `python3`), the same configurations in sae-lens (`benches/saelens_sampling.py`)
+/// with the ratio. `SYNTHSAE_BENCH_MAX_N` caps the sweep (default 2^20;
+/// sae-lens runs up to min(that, 65536): its batches are dense `[1024, N]`).
+fn sampling_table(filter: Option<&str>) -> Result<()> {
+    let max_n: usize = std::env::var("SYNTHSAE_BENCH_MAX_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20);
+    let max_n_arg = max_n.to_string();
+    let mut cmd = cargo();
+    cmd.args([
+        "bench",
+        "--package",
+        "synthsae",
+        "--bench",
+        "sampling_scale",
+        "--",
+        "--max-n",
+        &max_n_arg,
+    ]);
+    if let Some(f) = filter {
+        cmd.args(["--only", f]);
+    }
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed with {}", out.status);
+    }
+    let ours = parse_results(&String::from_utf8_lossy(&out.stdout));
+    let python = std::env::var("SYNTHSAE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_saelens = Command::new(&python)
+        .args([
+            "-c",
+            "import sae_lens, sys; sys.exit(0 if sae_lens.__version__ == '6.54.12' else 3)",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let theirs = if has_saelens {
+        let py_max = max_n.min(65_536).to_string();
+        let mut py = Command::new(&python);
+        py.args(["benches/saelens_sampling.py", "--max-n", &py_max]);
+        if let Some(f) = filter {
+            py.args(["--only", f]);
+        }
+        let o = py
+            .stderr(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("cannot start {py:?}"))?;
+        parse_results(&String::from_utf8_lossy(&o.stdout))
+    } else {
+        println!("sae-lens column skipped: `{python}` cannot import sae-lens 6.54.12 (set SYNTHSAE_PYTHON)");
+        Vec::new()
+    };
+    println!();
+    println!("| case | N | synthsae samples/s | sae-lens samples/s | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    for (case, n, rate) in &ours {
+        let other = theirs
+            .iter()
+            .find(|(c, m, _)| c == case && m == n)
+            .map(|t| t.2);
+        let (col, ratio) = match other {
+            Some(o) if o > 0.0 => (format!("{o:.0}"), format!("{:.1}×", rate / o)),
+            _ => ("—".to_string(), "—".to_string()),
+        };
+        println!("| {case} | {n} | {rate:.0} | {col} | {ratio} |");
     }
     Ok(())
 }
@@ -103,7 +195,7 @@ fn main() -> ExitCode {
             if let Some(filter) = args.get(1) {
                 cmd.args(["--", filter]);
             }
-            run(cmd)
+            run(cmd).and_then(|()| sampling_table(args.get(1).map(String::as_str)))
         }
         Some("test") => {
             let mut cmd = cargo();
