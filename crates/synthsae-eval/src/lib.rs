@@ -6,10 +6,12 @@ pub mod assignment;
 pub mod cosine;
 pub mod error;
 pub mod evaluate;
+pub mod firing_rates;
 pub mod host;
 pub mod init;
 pub mod mcc;
 pub mod metrics;
+pub mod plot;
 pub mod result;
 
 pub use assignment::{linear_sum_assignment, Assignment};
@@ -18,6 +20,7 @@ pub use error::{EvalError, Result};
 pub use evaluate::{
     eval_sae_on_synthetic_data, eval_sae_on_synthetic_data_with_progress, EvalOptions, Evaluator,
 };
+pub use firing_rates::{measure_firing_rates, FiringRates};
 pub use init::{init_weights_to_match_features, InitOptions, SaeWeights};
 pub use mcc::{
     best_feature_ordering, feature_uniqueness, mcc_from_similarity, mean_correlation_coefficient,
