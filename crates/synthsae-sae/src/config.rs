@@ -867,7 +867,7 @@ impl TrainingSaeConfig {
                                 "must be set for quadratic sparsity loss mode",
                             ))
                         }
-                        Some(t) if !(t > 0.0) => {
+                        Some(t) if t.is_nan() || t <= 0.0 => {
                             return Err(invalid("target_l0", "must be greater than 0"))
                         }
                         Some(t) if t > d_sae as f64 => {
