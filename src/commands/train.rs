@@ -1,0 +1,323 @@
+//! `synthsae train`: runs a sae-lens runner config (build or load the model,
+//! train, evaluate, write sae-lens's output folder).
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+use synthsae::data::SyntheticModel;
+use synthsae::eval::{SimilarityMatrix, SyntheticDataEvalResult};
+use synthsae::train::{ModelSpec, Progress, RunObserver, RunnerConfig};
+use synthsae::{BackendJob, BackendKind};
+
+use super::{CliError, GlobalOpts};
+
+/// Arguments of `synthsae train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A sae-lens `runner_config.json` (`SyntheticSAERunnerConfig`), with
+    /// optional synthsae keys `seed`, `backend`, `l0_tuner`, `max_grad_norm`.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Overrides the config's seed (SAE initialisation and data streams).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continues the run from a checkpoint directory (or a directory of
+    /// checkpoints: the latest complete one is used).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Overrides the config's `output_path`.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Overrides the config's `training_samples`.
+    #[arg(long)]
+    pub training_samples: Option<u64>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Output folder, if written.
+    pub output_path: Option<PathBuf>,
+    /// Samples trained on.
+    pub n_training_samples: u64,
+    /// Seconds in the training loop.
+    pub train_seconds: f64,
+    /// Mean L0 over the last window.
+    pub l0: Option<f64>,
+    /// Dead latents at the end of training.
+    pub num_dead_features: u64,
+    /// Final evaluation.
+    pub final_eval: Option<SyntheticDataEvalResult>,
+    /// Signed cosine similarity `[S, N]` of decoder rows and true features,
+    /// when asked for (plots).
+    pub similarity: Option<SimilarityMatrix>,
+}
+
+impl TrainReport {
+    /// The JSON printed with `--json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "output_path": self.output_path.as_ref().map(|p| p.display().to_string()),
+            "n_training_samples": self.n_training_samples,
+            "train_seconds": self.train_seconds,
+            "samples_per_second": self.n_training_samples as f64 / self.train_seconds.max(1e-9),
+            "l0": self.l0,
+            "num_dead_features": self.num_dead_features,
+            "final_eval": self.final_eval.as_ref().map(|e| serde_json::to_value(e).expect("serialises")),
+        })
+    }
+}
+
+/// Reads a runner config and applies the command-line overrides.
+pub fn load_config(args: &TrainArgs) -> Result<RunnerConfig, CliError> {
+    let text = std::fs::read_to_string(&args.config).map_err(|e| CliError::Input {
+        path: args.config.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut cfg = RunnerConfig::from_json(&text).map_err(|e| CliError::Input {
+        path: args.config.clone(),
+        reason: e.to_string(),
+    })?;
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    if let Some(o) = &args.output {
+        cfg.output_path = Some(o.clone());
+    }
+    if let Some(n) = args.training_samples {
+        cfg.training_samples = n;
+        cfg.validate()?;
+    }
+    Ok(cfg)
+}
+
+/// The backend a run uses: `--backend` if given, else the config's
+/// `backend`, else its sae-lens `device` (`cuda…` → cuda), else the default.
+pub fn pick_backend(cfg: &RunnerConfig, opts: &GlobalOpts) -> Result<BackendKind, CliError> {
+    if opts.backend_explicit {
+        return Ok(opts.backend);
+    }
+    if let Some(name) = &cfg.backend {
+        return name.parse().map_err(|reason| CliError::Usage {
+            flag: "backend",
+            reason,
+        });
+    }
+    if cfg.device.starts_with("cuda") && BackendKind::Cuda.is_compiled() {
+        return Ok(BackendKind::Cuda);
+    }
+    Ok(opts.backend)
+}
+
+/// `synthsae train`.
+pub fn run(args: TrainArgs, opts: &GlobalOpts) -> Result<(), CliError> {
+    let cfg = load_config(&args)?;
+    let report = train(cfg, args.resume.as_deref(), false, opts)?;
+    print_report(&report, opts);
+    Ok(())
+}
+
+/// Prints a report as a table, or as JSON with `--json`.
+pub fn print_report(report: &TrainReport, opts: &GlobalOpts) {
+    if opts.json {
+        println!("{}", report.to_json());
+        return;
+    }
+    println!(
+        "trained on {} samples in {:.1} s ({:.0} samples/s); final L0 {}; dead latents {}",
+        report.n_training_samples,
+        report.train_seconds,
+        report.n_training_samples as f64 / report.train_seconds.max(1e-9),
+        report
+            .l0
+            .map(|l| format!("{l:.2}"))
+            .unwrap_or_else(|| "-".into()),
+        report.num_dead_features,
+    );
+    if let Some(e) = &report.final_eval {
+        print!("{}", eval_table(e));
+    }
+    if let Some(p) = &report.output_path {
+        println!("outputs written to {}", p.display());
+    }
+}
+
+/// The final-evaluation table.
+pub fn eval_table(e: &SyntheticDataEvalResult) -> String {
+    let c = &e.classification;
+    let rows = [
+        ("MCC", format!("{:.4}", e.mcc)),
+        ("uniqueness", format!("{:.4}", e.uniqueness)),
+        ("F1", format!("{:.4}", c.f1_score)),
+        ("precision", format!("{:.4}", c.precision)),
+        ("recall", format!("{:.4}", c.recall)),
+        ("accuracy", format!("{:.4}", c.accuracy)),
+        ("explained variance", format!("{:.4}", e.explained_variance)),
+        ("SAE L0", format!("{:.2}", e.sae_l0)),
+        ("true L0", format!("{:.2}", e.true_l0)),
+        ("dead latents", e.dead_latents.to_string()),
+        ("shrinkage", format!("{:.4}", e.shrinkage)),
+    ];
+    let mut s = String::from("final evaluation\n");
+    for (k, v) in rows {
+        s.push_str(&format!("  {k:<20} {v:>10}\n"));
+    }
+    s
+}
+
+/// Builds or loads the model, trains, evaluates and writes the outputs.
+///
+/// With `similarity`, the report carries the decoder/feature cosine matrix.
+pub fn train(
+    cfg: RunnerConfig,
+    resume: Option<&Path>,
+    similarity: bool,
+    opts: &GlobalOpts,
+) -> Result<TrainReport, CliError> {
+    let backend = pick_backend(&cfg, opts)?;
+    let spec = match &cfg.synthetic_model {
+        ModelSpec::Source(s) => ModelSpec::Source(
+            super::hub::resolve_model_source(Path::new(s))?
+                .display()
+                .to_string(),
+        ),
+        other => other.clone(),
+    };
+    backend.run(TrainJob {
+        cfg,
+        spec,
+        resume: resume.map(Path::to_path_buf),
+        similarity,
+        quiet: opts.quiet,
+    })?
+}
+
+struct TrainJob {
+    cfg: RunnerConfig,
+    spec: ModelSpec,
+    resume: Option<PathBuf>,
+    similarity: bool,
+    quiet: bool,
+}
+
+impl BackendJob for TrainJob {
+    type Output = Result<TrainReport, CliError>;
+
+    fn run<B: Backend>(self, device: B::Device, _kind: BackendKind) -> Self::Output {
+        let model: SyntheticModel<B> = match &self.spec {
+            ModelSpec::Config(c) => {
+                let pb = spinner("building model", self.quiet);
+                let m = SyntheticModel::new((**c).clone(), &device)?;
+                pb.finish_and_clear();
+                m
+            }
+            ModelSpec::Source(path) => SyntheticModel::load(path, &device)?,
+        };
+        let mut observer = Bar::new(
+            self.cfg
+                .training_samples
+                .div_ceil(self.cfg.batch_size as u64),
+            self.quiet,
+        );
+        let result = synthsae::train::run::<Autodiff<B>>(
+            self.cfg,
+            &model,
+            &device,
+            self.resume.as_deref(),
+            &mut observer,
+        )?;
+        observer.finish();
+        let similarity = if self.similarity {
+            use synthsae::sae::{Sae, TrainingSae};
+            let decoder = result.sae.to_inference().decoder_weights();
+            let features = model.feature_dictionary().feature_vectors.val();
+            Some(SimilarityMatrix::compute(decoder, features).map_err(CliError::from)?)
+        } else {
+            None
+        };
+        Ok(TrainReport {
+            output_path: result.output_path,
+            n_training_samples: result.n_training_samples,
+            train_seconds: result.train_seconds,
+            l0: result.l0,
+            num_dead_features: result.num_dead_features,
+            final_eval: result.final_eval,
+            similarity,
+        })
+    }
+}
+
+fn spinner(msg: &str, quiet: bool) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let pb = ProgressBar::with_draw_target(None, target);
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+/// Progress bar over training steps, with samples/s, loss and L0.
+struct Bar {
+    pb: ProgressBar,
+    quiet: bool,
+    phase: Option<ProgressBar>,
+}
+
+impl Bar {
+    fn new(total_steps: u64, quiet: bool) -> Self {
+        let target = if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let pb = ProgressBar::with_draw_target(Some(total_steps), target);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "training [{bar:30}] {human_pos}/{human_len} steps, eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Self {
+            pb,
+            quiet,
+            phase: None,
+        }
+    }
+
+    fn finish(&mut self) {
+        self.pb.finish_and_clear();
+        if let Some(p) = self.phase.take() {
+            p.finish_and_clear();
+        }
+    }
+}
+
+impl RunObserver for Bar {
+    fn on_progress(&mut self, p: &Progress) {
+        self.pb.set_position(p.step);
+        if p.step % 25 == 0 || p.step == p.total_steps {
+            self.pb.set_message(format!(
+                "{:.0} samples/s, loss {:.4}, L0 {:.1}",
+                p.samples_per_second, p.loss, p.l0
+            ));
+        }
+    }
+
+    fn on_phase(&mut self, phase: &str) {
+        if phase != "training" {
+            self.pb.finish_and_clear();
+            if let Some(p) = self.phase.take() {
+                p.finish_and_clear();
+            }
+            self.phase = Some(spinner(phase, self.quiet));
+        }
+    }
+}
