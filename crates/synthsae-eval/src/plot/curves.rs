@@ -98,11 +98,14 @@ impl Default for CurvesOptions {
     }
 }
 
+/// Counters that are not worth a panel by default.
+const NOT_CURVES: [&str; 2] = ["n_training_samples", "n_training_steps"];
+
 /// Most panels drawn when no keys are chosen.
 const DEFAULT_MAX_PANELS: usize = 12;
 
 /// Plots `keys` of `log` over steps, one panel each, into `path` (`.png` or
-/// `.svg`). Empty `keys`: the first 12 keys of the log. An unknown key is an
+/// `.svg`). Empty `keys`: the first 12 keys of the log (sample/step counters skipped). An unknown key is an
 /// error that lists the keys present.
 pub fn plot_training_curves(
     log: &MetricsLog,
@@ -113,6 +116,7 @@ pub fn plot_training_curves(
     let chosen: Vec<(&str, &[(f64, f64)])> = if keys.is_empty() {
         log.series
             .iter()
+            .filter(|(k, _)| !NOT_CURVES.contains(&k.as_str()))
             .take(DEFAULT_MAX_PANELS)
             .map(|(k, p)| (k.as_str(), p.as_slice()))
             .collect()
@@ -197,6 +201,7 @@ fn draw_panel<DB: DrawingBackend>(
         0.5 * y0.abs().max(1e-3)
     };
     (y0, y1) = (y0 - pad, y1 + pad);
+    let span = y1 - y0;
     let mut chart = ChartBuilder::on(area)
         .caption(key, (FONT, 20))
         .margin(12)
@@ -210,7 +215,7 @@ fn draw_panel<DB: DrawingBackend>(
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| fmt_tick(*y))
+        .y_label_formatter(&|y| fmt_tick(if y.abs() < 1e-9 * span { 0.0 } else { *y }))
         .draw()?;
     let color = RGBColor(31, 119, 180);
     chart.draw_series(LineSeries::new(
