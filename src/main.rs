@@ -38,6 +38,9 @@ enum Command {
     Model(ModelCommand),
     /// Draw samples from a saved model into a safetensors file.
     Sample(commands::sample::SampleArgs),
+    /// Download from and upload to the Hugging Face hub.
+    #[command(subcommand)]
+    Hub(commands::hub::HubCommand),
     /// List the presets.
     Presets,
 }
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             }),
         Command::Model(cmd) => commands::model::run(cmd, &opts),
         Command::Sample(args) => commands::sample::run(args, &opts),
+        Command::Hub(cmd) => commands::hub::run(cmd, &opts),
         Command::Presets => {
             if opts.json {
                 let list: Vec<_> = synthsae::data::PRESETS

@@ -1,5 +1,6 @@
 //! Command implementations: each composes library calls and formats output.
 
+pub mod hub;
 pub mod model;
 pub mod sample;
 
@@ -30,6 +31,9 @@ pub enum CliError {
     /// The requested backend is not compiled in.
     #[error(transparent)]
     Backend(#[from] BackendUnavailable),
+    /// A hub download or upload failed (or a hub reference is malformed).
+    #[error(transparent)]
+    Hub(#[from] synthsae_hub::HubError),
     /// A flag value that cannot work.
     #[error("invalid `--{flag}`: {reason}")]
     Usage {
@@ -62,6 +66,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage { .. } | Self::Backend(_) => 2,
+            Self::Hub(e) if e.is_usage() => 2,
             _ => 1,
         }
     }

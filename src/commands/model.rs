@@ -52,7 +52,7 @@ pub struct NewArgs {
 /// Arguments of `model info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Model directory.
+    /// Model directory, or a hub reference `namespace/name[:folder]`.
     pub source: PathBuf,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -376,7 +376,11 @@ pub fn run(cmd: ModelCommand, opts: &GlobalOpts) -> Result<(), CliError> {
                 opts,
             )
         }
-        ModelCommand::Info(a) => run_report(ModelSource::Load(a.source), a.sampling, opts),
+        ModelCommand::Info(a) => run_report(
+            ModelSource::Load(super::hub::resolve_model_source(&a.source)?),
+            a.sampling,
+            opts,
+        ),
     }
 }
 

@@ -18,7 +18,7 @@ use super::{progress, write_atomic, CliError, GlobalOpts};
 /// Example: synthsae sample models/bench16k --samples 100000 --out acts.safetensors --with-features
 #[derive(Debug, Clone, Args)]
 pub struct SampleArgs {
-    /// Model directory.
+    /// Model directory, or a hub reference `namespace/name[:folder]`.
     pub source: PathBuf,
     /// Number of samples.
     #[arg(long)]
@@ -155,7 +155,7 @@ impl BackendJob for SampleJob {
 }
 
 /// Runs `sample`.
-pub fn run(args: SampleArgs, opts: &GlobalOpts) -> Result<(), CliError> {
+pub fn run(mut args: SampleArgs, opts: &GlobalOpts) -> Result<(), CliError> {
     if args.samples == 0 {
         return Err(CliError::Usage {
             flag: "samples",
@@ -168,6 +168,7 @@ pub fn run(args: SampleArgs, opts: &GlobalOpts) -> Result<(), CliError> {
             reason: "must be at least 1".into(),
         });
     }
+    args.source = super::hub::resolve_model_source(&args.source)?;
     let r = opts.backend.run(SampleJob {
         args,
         quiet: opts.quiet,
