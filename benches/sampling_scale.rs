@@ -167,6 +167,33 @@ fn main() {
             report("low_rank_25/with_hidden", n, r, l0);
         }
     }
+    if only.as_deref() == Some("gather") {
+        // Diagnostic: the gather-sum alone on a batch of the independent
+        // case, and on a batch with the same L0 whose features all lie in
+        // the first 1024 rows of the dictionary (cache-resident).
+        let dict = random_dictionary(n, 42);
+        let full = zipfian_firing_probabilities(n, 0.5, 0.4, 5e-4).expect("zipf");
+        let mut hot = vec![1e-9f32; n];
+        let l0: f64 = full.iter().map(|&p| p as f64).sum();
+        for (j, p) in hot.iter_mut().take(1024).enumerate() {
+            *p = (l0 / 1024.0) as f32 * (1.0 + (j % 7) as f32 * 0.01);
+        }
+        for (name, p) in [("gather/full", full), ("gather/hot1024", hot)] {
+            let g = ActivationGenerator::new(n, p, 0.5f32, 4.5f32).expect("gen");
+            let batch = g.sample(BATCH, &mut sample_rng(Some(1)));
+            let mut hidden = vec![0.0f32; BATCH * D];
+            let mut best = 0.0f64;
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..50 {
+                    dict.forward_sparse_into(&batch, &mut hidden)
+                        .expect("shapes");
+                }
+                best = best.max(50.0 * BATCH as f64 / t.elapsed().as_secs_f64());
+            }
+            report(name, n, best, batch.nnz() as f64 / BATCH as f64);
+        }
+    }
     if wanted("synthsaebench_16k") {
         let mut cfg = preset("synthsaebench-16k").expect("preset");
         cfg.orthogonalization = None;

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{bad_shape, invalid, Result};
-use crate::kernels::{axpy, gather_sum};
+use crate::kernels::gather_sum;
 use crate::orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
@@ -314,52 +314,6 @@ pub struct HostFeatureDictionary {
 
 /// Rows of the output handled by one rayon task.
 const HIDDEN_ROW_BLOCK: usize = 16;
-/// Batches of at least this many rows use the feature-major gather-sum.
-const COLUMN_MIN_ROWS: usize = 64;
-/// Output columns owned by one task of the feature-major gather-sum.
-const COLUMN_TILE: usize = 64;
-
-/// A raw output pointer shared by tasks that write disjoint columns.
-struct SharedOut(*mut f32);
-// SAFETY: the tasks of `forward_columns` write disjoint column ranges.
-unsafe impl Sync for SharedOut {}
-
-/// The batch in column form: the features that fire (ascending), their
-/// offsets `[F + 1]`, and the row (ascending within a column) and value of
-/// every entry `[nnz]`.
-fn batch_columns(batch: &SparseBatch) -> (Vec<u32>, Vec<usize>, Vec<u32>, Vec<f32>) {
-    let nnz = batch.nnz();
-    // Counting sort by feature, O(N + nnz); walking the CSR rows in order
-    // keeps the rows of each column ascending.
-    let mut start = vec![0u32; batch.num_features() + 1];
-    for &f in batch.feature_indices() {
-        start[f as usize + 1] += 1;
-    }
-    let mut features = Vec::new();
-    let mut offsets = Vec::new();
-    let mut acc = 0u32;
-    for f in 0..batch.num_features() {
-        let c = start[f + 1];
-        if c > 0 {
-            features.push(f as u32);
-            offsets.push(acc as usize);
-        }
-        start[f] = acc;
-        acc += c;
-    }
-    offsets.push(nnz);
-    let (mut rows, mut vals) = (vec![0u32; nnz], vec![0.0f32; nnz]);
-    for (r, w) in batch.row_offsets().windows(2).enumerate() {
-        for k in w[0]..w[1] {
-            let f = batch.feature_indices()[k] as usize;
-            let slot = start[f] as usize;
-            start[f] += 1;
-            rows[slot] = r as u32;
-            vals[slot] = batch.values()[k];
-        }
-    }
-    (features, offsets, rows, vals)
-}
 
 impl HostFeatureDictionary {
     /// Wraps row-major `F: [N, D]` and `b: [D]`.
@@ -435,10 +389,6 @@ impl HostFeatureDictionary {
                 &[out.len()],
             ));
         }
-        if batch.batch_size() >= COLUMN_MIN_ROWS && d >= COLUMN_TILE {
-            self.forward_columns(batch, out);
-            return Ok(());
-        }
         out.par_chunks_mut(d * HIDDEN_ROW_BLOCK)
             .enumerate()
             .for_each(|(blk, chunk)| {
@@ -448,45 +398,6 @@ impl HostFeatureDictionary {
                 }
             });
         Ok(())
-    }
-
-    /// Feature-major gather-sum for large batches: the batch is transposed
-    /// to columns (CSC), and each task owns `COLUMN_TILE` output columns of
-    /// every row (`B × COLUMN_TILE` floats, L2-resident). Each firing
-    /// feature's row segment is then read from memory once per batch instead
-    /// of once per firing entry, which is what bounds the row-major path on
-    /// large dictionaries. Every output element still receives
-    /// `bias + Σ v·F` in increasing feature order (mul, then add), so the
-    /// result is bit-identical to the row-major path.
-    fn forward_columns(&self, batch: &SparseBatch, out: &mut [f32]) {
-        let (d, b) = (self.hidden_dim, batch.batch_size());
-        let (features, col_offsets, rows, vals) = batch_columns(batch);
-        let tiles = d.div_ceil(COLUMN_TILE);
-        // Disjoint column ranges of `out` per task, as raw row-strided
-        // windows: task `t` writes only columns `t·TILE..(t+1)·TILE`.
-        let out_ptr = SharedOut(out.as_mut_ptr());
-        (0..tiles).into_par_iter().for_each(|t| {
-            let out_ptr = &out_ptr;
-            let c0 = t * COLUMN_TILE;
-            let w = COLUMN_TILE.min(d - c0);
-            for r in 0..b {
-                // SAFETY: row r, columns c0..c0+w lie inside `out` (len b·d)
-                // and no other task touches these columns.
-                let h = unsafe { std::slice::from_raw_parts_mut(out_ptr.0.add(r * d + c0), w) };
-                h.copy_from_slice(&self.bias[c0..c0 + w]);
-            }
-            for (k, &f) in features.iter().enumerate() {
-                let x = &self.feature_vectors[f as usize * d + c0..f as usize * d + c0 + w];
-                let (s, e) = (col_offsets[k], col_offsets[k + 1]);
-                for (&r, &v) in rows[s..e].iter().zip(&vals[s..e]) {
-                    // SAFETY: as above.
-                    let h = unsafe {
-                        std::slice::from_raw_parts_mut(out_ptr.0.add(r as usize * d + c0), w)
-                    };
-                    axpy(h, v, x);
-                }
-            }
-        });
     }
 
     /// Moves the dictionary to a device.
@@ -533,28 +444,6 @@ mod tests {
         for ((a, b), c) in dense.iter().zip(&device_sparse).zip(&host) {
             assert!((a - b).abs() < 1e-4 && (a - c).abs() < 1e-4, "{a} {b} {c}");
         }
-    }
-
-    #[test]
-    fn column_and_row_gather_sums_are_bitwise_equal() {
-        let (n, d) = (500, 130);
-        let host = FeatureDictionaryConfig::new(n, d)
-            .with_bias(Bias::Norm(0.5))
-            .with_seed(Some(3))
-            .init::<NdArray>(&Default::default())
-            .unwrap()
-            .to_host()
-            .unwrap();
-        let g = ActivationGenerator::new(n, 0.03f32, 0.5f32, 2.0f32).unwrap();
-        let batch = g.sample(200, &mut sample_rng(Some(2)));
-        assert!(batch.batch_size() >= COLUMN_MIN_ROWS);
-        let columns = host.forward_sparse(&batch).unwrap();
-        let mut rows = vec![0.0f32; 200 * d];
-        for (r, h) in rows.chunks_exact_mut(d).enumerate() {
-            let (idx, vals) = batch.row(r);
-            gather_sum(h, host.bias(), idx, vals, host.feature_vectors());
-        }
-        assert_eq!(columns, rows);
     }
 
     #[test]

@@ -152,6 +152,9 @@ struct Gating {
     /// Children of feature `f`: `children[child_offsets[f]..child_offsets[f + 1]]`.
     child_offsets: Vec<u32>,
     children: Vec<u32>,
+    /// Whether at most one (uniformly chosen) active child of `f` survives
+    /// the modifier (mutual exclusion); `[N]`, or empty for none.
+    exclusive: Vec<bool>,
 }
 
 impl Gating {
@@ -206,6 +209,7 @@ impl Gating {
                 .collect(),
             child_offsets,
             children,
+            exclusive: Vec::new(),
         })
     }
 
@@ -215,13 +219,8 @@ impl Gating {
             free: (0..n as u32).collect(),
             child_offsets: vec![0; n + 1],
             children: Vec::new(),
+            exclusive: Vec::new(),
         }
-    }
-
-    #[inline]
-    fn children_of(&self, f: u32) -> &[u32] {
-        let f = f as usize;
-        &self.children[self.child_offsets[f] as usize..self.child_offsets[f + 1] as usize]
     }
 }
 
@@ -476,6 +475,11 @@ impl ActivationGenerator {
                 .required_parents()
                 .filter(|p| p.len() == self.num_features)
                 .and_then(Gating::new);
+            if let (Some(g), Some(x)) = (&mut self.gating, modifier.exclusive_children()) {
+                if x.len() == self.num_features {
+                    g.exclusive = x.to_vec();
+                }
+            }
             self.rebuild_plan();
         }
         self.modifiers.push(modifier);
@@ -532,7 +536,13 @@ impl ActivationGenerator {
             Copula::Independent => self.fire_independent(batch_size, key),
             _ => self.fire_copula(batch_size, key),
         };
-        self.draw_magnitudes(&mut batch, key ^ MAGNITUDE_STREAM);
+        // Gated sampling (independent or low-rank) draws magnitudes while it
+        // expands the tree.
+        let has_values = self.gating.is_some()
+            && matches!(self.copula, Copula::Independent | Copula::LowRank { .. });
+        if !has_values {
+            self.draw_magnitudes(&mut batch, key ^ MAGNITUDE_STREAM);
+        }
         batch.retain_positive();
         if !self.modifiers.is_empty() {
             let mut mrng = block_rng(key ^ MODIFIER_STREAM, 0);
@@ -636,46 +646,119 @@ impl ActivationGenerator {
             indices[*c] = f;
             *c += 1;
         }
-        if gating.children.is_empty() {
+        if self.gating.is_none() {
             return SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz]);
         }
-        // Children, row block by row block: breadth-first from the fired
-        // features, one Bernoulli(p_c) per child of a fired parent.
+        // Gated: magnitudes and children, row block by row block (one
+        // Bernoulli(p_c) per child of an active parent; see `expand_row`).
         let p = &self.firing_probabilities;
         let child_key = key ^ CHILD_STREAM;
-        let parts: Vec<(Vec<usize>, Vec<u32>)> = (0..batch_size.div_ceil(ROW_BLOCK))
+        let parts: Vec<RowsPart> = (0..batch_size.div_ceil(ROW_BLOCK))
             .into_par_iter()
             .map(|blk| {
                 let mut rng = block_rng(child_key, blk as u64);
                 let (r0, r1) = (blk * ROW_BLOCK, ((blk + 1) * ROW_BLOCK).min(batch_size));
-                let mut counts = Vec::with_capacity(r1 - r0);
-                let mut idx = Vec::with_capacity(2 * (row_offsets[r1] - row_offsets[r0]));
+                let mut part = RowsPart::default();
+                let mut row = Vec::new();
                 for r in r0..r1 {
-                    let start = idx.len();
-                    idx.extend_from_slice(&indices[row_offsets[r]..row_offsets[r + 1]]);
-                    let mut q = start;
-                    while q < idx.len() {
-                        let f = idx[q];
-                        q += 1;
-                        for &c in gating.children_of(f) {
-                            if unit_uniform(&mut rng) < p[c as usize] as f64 {
-                                idx.push(c);
+                    row.clear();
+                    row.extend(
+                        indices[row_offsets[r]..row_offsets[r + 1]]
+                            .iter()
+                            .map(|&f| (f, 0.0f32)),
+                    );
+                    self.expand_row(gating, &mut row, &mut rng, |k, rng| {
+                        unit_uniform(rng) < p[gating.children[k] as usize] as f64
+                    });
+                    part.push_row(&row);
+                }
+                part
+            })
+            .collect();
+        assemble_parts(n, batch_size, parts)
+    }
+
+    /// A firing magnitude of feature `f`: `relu(mean_f + std_f · n)`.
+    #[inline]
+    fn magnitude(&self, f: u32, rng: &mut SampleRng) -> f32 {
+        let (m, s) = (
+            self.mean_firing_magnitudes[f as usize],
+            self.std_firing_magnitudes[f as usize],
+        );
+        if s == 0.0 {
+            m
+        } else {
+            (m + s * normal(rng)).max(0.0)
+        }
+    }
+
+    /// Completes one row of a gated sampler: `row` holds the fired parent-free
+    /// features; gives every entry its magnitude, then walks the tree from
+    /// the active entries (value `> 0`). For each child slot `k` of an active
+    /// parent, `fires(k, rng)` decides the child's firing (its conditional
+    /// law given the row's shared randomness). Children of an inactive
+    /// parent are not drawn (the modifier would zero them). When the
+    /// modifier keeps one uniformly chosen active child (`exclusive`), the
+    /// survivor is chosen here by reservoir sampling and only it is kept and
+    /// expanded (the others, and their subtrees, would be zeroed). Sorts the
+    /// row by feature.
+    fn expand_row(
+        &self,
+        gating: &Gating,
+        row: &mut Vec<(u32, f32)>,
+        rng: &mut SampleRng,
+        mut fires: impl FnMut(usize, &mut SampleRng) -> bool,
+    ) {
+        for e in row.iter_mut() {
+            e.1 = self.magnitude(e.0, rng);
+        }
+        let mut q = 0;
+        while q < row.len() {
+            let (f, v) = row[q];
+            q += 1;
+            if !(v > 0.0) {
+                continue;
+            }
+            let (c0, c1) = (
+                gating.child_offsets[f as usize] as usize,
+                gating.child_offsets[f as usize + 1] as usize,
+            );
+            if gating.exclusive.get(f as usize).copied().unwrap_or(false) {
+                let (mut count, mut winner) = (0u32, (0u32, 0.0f32));
+                for k in c0..c1 {
+                    if fires(k, rng) {
+                        let c = gating.children[k];
+                        let m = self.magnitude(c, rng);
+                        if m > 0.0 {
+                            count += 1;
+                            if rng.random_range(0..count) == 0 {
+                                winner = (c, m);
                             }
                         }
                     }
-                    idx[start..].sort_unstable();
-                    counts.push(idx.len() - start);
                 }
-                (counts, idx)
-            })
-            .collect();
-        assemble_rows(n, batch_size, parts)
+                if count > 0 {
+                    row.push(winner);
+                }
+            } else {
+                for k in c0..c1 {
+                    if fires(k, rng) {
+                        let c = gating.children[k];
+                        let m = self.magnitude(c, rng);
+                        if m > 0.0 {
+                            row.push((c, m));
+                        }
+                    }
+                }
+            }
+        }
+        row.sort_unstable_by_key(|e| e.0);
     }
 
     fn fire_copula(&self, batch_size: usize, key: u64) -> SparseBatch {
         let n = self.num_features;
         let tau = self.thresholds.as_deref().unwrap_or(&[]);
-        let parts: Vec<(Vec<usize>, Vec<u32>)> = (0..batch_size.div_ceil(ROW_BLOCK))
+        let parts: Vec<RowsPart> = (0..batch_size.div_ceil(ROW_BLOCK))
             .into_par_iter()
             .map(|blk| {
                 let mut rng = block_rng(key, blk as u64);
@@ -684,6 +767,8 @@ impl ActivationGenerator {
                 let mut idx = Vec::new();
                 let mut z: Vec<f32> = Vec::new();
                 let mut eps: Vec<f32> = Vec::new();
+                let mut vals: Vec<f32> = Vec::new();
+                let mut row: Vec<(u32, f32)> = Vec::new();
                 for _ in 0..rows {
                     let before = idx.len();
                     match (&self.copula, &self.plan) {
@@ -692,31 +777,22 @@ impl ActivationGenerator {
                             eps.extend((0..plan.rank).map(|_| normal(&mut rng)));
                             thin_low_rank_row(plan, &eps, &mut rng, &mut idx);
                             if let Some(g) = &self.gating {
-                                // Children only where their parent fired,
-                                // conditional on the same ε (exact: given ε
-                                // the features are independent).
                                 let rank = plan.rank;
-                                let mut q = before;
-                                while q < idx.len() {
-                                    let f = idx[q];
-                                    q += 1;
-                                    let (c0, c1) = (
-                                        g.child_offsets[f as usize] as usize,
-                                        g.child_offsets[f as usize + 1] as usize,
-                                    );
-                                    for k in c0..c1 {
-                                        let zc = dot_lanes(
-                                            &plan.child_rows[k * rank..(k + 1) * rank],
-                                            &eps,
-                                        );
-                                        let t = (plan.child_tau[k] - zc) * plan.child_inv_s[k];
-                                        if exceeds(t, rng.next_u32()) {
-                                            idx.push(g.children[k]);
-                                        }
-                                    }
-                                }
+                                row.clear();
+                                row.extend(idx.drain(before..).map(|f| (f, 0.0f32)));
+                                // Children conditional on the same ε (given ε
+                                // the features are independent).
+                                self.expand_row(g, &mut row, &mut rng, |k, rng| {
+                                    let zc =
+                                        dot_lanes(&plan.child_rows[k * rank..(k + 1) * rank], &eps);
+                                    let t = (plan.child_tau[k] - zc) * plan.child_inv_s[k];
+                                    exceeds(t, rng.next_u32())
+                                });
+                                idx.extend(row.iter().map(|e| e.0));
+                                vals.extend(row.iter().map(|e| e.1));
+                            } else {
+                                idx[before..].sort_unstable();
                             }
-                            idx[before..].sort_unstable();
                         }
                         (Copula::Dense { cholesky }, _) => {
                             z.resize(n, 0.0);
@@ -735,10 +811,10 @@ impl ActivationGenerator {
                     }
                     counts.push(idx.len() - before);
                 }
-                (counts, idx)
+                RowsPart { counts, idx, vals }
             })
             .collect();
-        assemble_rows(n, batch_size, parts)
+        assemble_parts(n, batch_size, parts)
     }
 
     fn draw_magnitudes(&self, batch: &mut SparseBatch, key: u64) {
@@ -834,20 +910,43 @@ impl ActivationGenerator {
     }
 }
 
-/// Concatenates per-block `(row counts, indices)` into a CSR batch with
-/// zero values.
-fn assemble_rows(n: usize, batch_size: usize, parts: Vec<(Vec<usize>, Vec<u32>)>) -> SparseBatch {
+/// Rows drawn by one task: entries per row, indices and (when the task drew
+/// them) values.
+#[derive(Default)]
+struct RowsPart {
+    counts: Vec<usize>,
+    idx: Vec<u32>,
+    vals: Vec<f32>,
+}
+
+impl RowsPart {
+    fn push_row(&mut self, row: &[(u32, f32)]) {
+        self.counts.push(row.len());
+        self.idx.extend(row.iter().map(|e| e.0));
+        self.vals.extend(row.iter().map(|e| e.1));
+    }
+}
+
+/// Concatenates the tasks' rows into a CSR batch (values 0 where a task drew
+/// none).
+fn assemble_parts(n: usize, batch_size: usize, parts: Vec<RowsPart>) -> SparseBatch {
     let mut row_offsets = Vec::with_capacity(batch_size + 1);
     row_offsets.push(0);
-    let nnz = parts.iter().map(|(_, i)| i.len()).sum();
+    let nnz = parts.iter().map(|p| p.idx.len()).sum();
     let mut indices = Vec::with_capacity(nnz);
-    for (counts, idx) in parts {
-        for c in counts {
+    let mut values = Vec::with_capacity(nnz);
+    for part in parts {
+        for c in part.counts {
             row_offsets.push(row_offsets.last().copied().unwrap_or(0) + c);
         }
-        indices.extend(idx);
+        if part.vals.len() == part.idx.len() {
+            values.extend(part.vals);
+        } else {
+            values.resize(values.len() + part.idx.len(), 0.0);
+        }
+        indices.extend(part.idx);
     }
-    SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz])
+    SparseBatch::from_parts_unchecked(n, row_offsets, indices, values)
 }
 
 /// `Σ_r a_r b_r`, accumulated from 0 in order (the same operations as the

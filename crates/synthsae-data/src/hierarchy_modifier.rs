@@ -59,6 +59,9 @@ pub struct HierarchyModifier {
     group: Vec<u32>,
     /// Owner feature of each ME group (`NONE` for organisational owners).
     group_owner: Vec<u32>,
+    /// Whether the children of a feature (by effective parent) are exactly
+    /// the members of one ME group it owns.
+    exclusive: Vec<bool>,
     max_level: u16,
 }
 
@@ -75,6 +78,7 @@ impl HierarchyModifier {
             rescale: vec![false; num_features],
             group: vec![NONE; num_features],
             group_owner: Vec::new(),
+            exclusive: vec![false; num_features],
             max_level: 0,
         };
         // Breadth-first: (node, effective parent, level, inherited rescale flag).
@@ -123,6 +127,23 @@ impl HierarchyModifier {
         m.parent = parent;
         m.rescale = rescale;
         m.group = group;
+        let mut children = vec![0usize; num_features];
+        for &p in &m.parent {
+            if p != NONE {
+                children[p as usize] += 1;
+            }
+        }
+        let mut members = vec![0usize; owners.len()];
+        for &g in &m.group {
+            if g != NONE {
+                members[g as usize] += 1;
+            }
+        }
+        for (g, &owner) in owners.iter().enumerate() {
+            if owner != NONE && members[g] == children[owner as usize] {
+                m.exclusive[owner as usize] = true;
+            }
+        }
         m.group_owner = owners;
         m.max_level = max_level;
         Ok(m)
@@ -262,6 +283,10 @@ impl ActivationModifier for HierarchyModifier {
 
     fn required_parents(&self) -> Option<&[u32]> {
         Some(&self.parent)
+    }
+
+    fn exclusive_children(&self) -> Option<&[bool]> {
+        Some(&self.exclusive)
     }
 
     fn modify(

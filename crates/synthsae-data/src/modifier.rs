@@ -30,6 +30,16 @@ pub trait ActivationModifier: Debug + Send + Sync {
         None
     }
 
+    /// For each feature `f` (with [`required_parents`](Self::required_parents)),
+    /// whether this modifier keeps at most one of `f`'s children: when `f`
+    /// is active and several of its children are active (value `> 0`), one
+    /// of them, chosen uniformly at random, survives and the others become
+    /// zero (and so do their own children). The sampler then resolves this
+    /// choice while drawing, and draws the children of the survivor only.
+    fn exclusive_children(&self) -> Option<&[bool]> {
+        None
+    }
+
     /// Modifies `batch` in place.
     fn modify(&self, batch: &mut SparseBatch, generator: &ActivationGenerator, rng: &mut SampleRng);
 }

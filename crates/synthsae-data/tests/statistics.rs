@@ -288,3 +288,246 @@ fn parent_first_copula_sampling_matches_fire_then_filter() {
     let se = ((a + b) / 2.0 * (1.0 - (a + b) / 2.0) * 2.0 / rows as f64).sqrt();
     assert!((a - b).abs() <= 5.0 * se, "co-firing {a} vs {b}");
 }
+
+// ---------------------------------------------------------------------------
+// Sparse sampler vs the dense reference path (`sample_reference`): the two
+// must draw from the same distribution. Each check is a two-sample test with
+// a tolerance derived from the sampling error of both samples.
+
+fn draw_reference(g: &ActivationGenerator, rows: usize, seed: u64) -> Vec<SparseBatch> {
+    let mut rng = sample_rng(Some(seed));
+    let mut out = Vec::new();
+    let mut left = rows;
+    while left > 0 {
+        let b = left.min(1024);
+        out.push(g.sample_reference(b, &mut rng));
+        left -= b;
+    }
+    out
+}
+
+/// Two-sample chi-square threshold: for `df` degrees of freedom the
+/// statistic has mean `df` and standard deviation `sqrt(2 df)`; we allow
+/// 6 standard deviations (a false alarm is then far below 1e-6 per test).
+fn chi2_limit(df: usize) -> f64 {
+    df as f64 + 6.0 * (2.0 * df as f64).sqrt()
+}
+
+/// Per-feature firing counts, co-firing of the most frequent pairs,
+/// magnitude moments of the most frequent features and the L0 histogram.
+fn assert_same_distribution(g: &ActivationGenerator, rows: usize, seed: u64, what: &str) {
+    let n = g.num_features();
+    let fast = draw(g, rows, seed);
+    let slow = draw_reference(g, rows, seed + 1000);
+    let nr = rows as f64;
+    // 1. Firing counts: Σ_j z_j², z_j the two-sample z of feature j's rate,
+    //    over features with ≥ 20 pooled firings; ≈ χ²(k).
+    let (ca, cb) = (firing_counts(&fast, n), firing_counts(&slow, n));
+    let (mut stat, mut k) = (0.0, 0);
+    for j in 0..n {
+        let pooled = (ca[j] + cb[j]) as f64;
+        if pooled < 20.0 {
+            continue;
+        }
+        let q = pooled / (2.0 * nr);
+        let var = q * (1.0 - q) * 2.0 / nr;
+        let d = (ca[j] as f64 - cb[j] as f64) / nr;
+        stat += if var > 0.0 { d * d / var } else { 0.0 };
+        k += 1;
+    }
+    assert!(k > 0, "{what}: nothing fired");
+    assert!(
+        stat <= chi2_limit(k),
+        "{what}: firing counts χ² {stat:.1} > {:.1} (k = {k})",
+        chi2_limit(k)
+    );
+    // 2. Co-firing of the 8 most frequent pairs among the 16 most frequent
+    //    features: |z| ≤ 5 each.
+    let mut top: Vec<usize> = (0..n).collect();
+    top.sort_by_key(|&j| std::cmp::Reverse(ca[j] + cb[j]));
+    top.truncate(16);
+    let mut pairs = Vec::new();
+    for (a, &i) in top.iter().enumerate() {
+        for &j in &top[a + 1..] {
+            let (x, y) = (
+                co_firing(&fast, i as u32, j as u32),
+                co_firing(&slow, i as u32, j as u32),
+            );
+            pairs.push((x + y, i, j, x, y));
+        }
+    }
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.0));
+    for &(sum, i, j, x, y) in pairs.iter().take(8) {
+        let q = sum as f64 / (2.0 * nr);
+        let se = (q * (1.0 - q) * 2.0 / nr).sqrt().max(1.0 / nr);
+        let d = (x as f64 - y as f64) / nr;
+        assert!(
+            d.abs() <= 5.0 * se,
+            "{what}: co-firing ({i}, {j}) {x} vs {y} (5σ = {:.0})",
+            5.0 * se * nr
+        );
+    }
+    // 3. Magnitudes of the 8 most frequent features: mean and second moment,
+    //    |Δ| ≤ 5 · sqrt(var_a/n_a + var_b/n_b).
+    let values = |bs: &[SparseBatch], f: u32| -> Vec<f64> {
+        bs.iter()
+            .flat_map(|b| {
+                b.feature_indices()
+                    .iter()
+                    .zip(b.values())
+                    .filter(move |(&g, _)| g == f)
+                    .map(|(_, &v)| v as f64)
+            })
+            .collect()
+    };
+    for &f in top.iter().take(8) {
+        let (va, vb) = (values(&fast, f as u32), values(&slow, f as u32));
+        for power in [1, 2] {
+            let m = |v: &[f64]| {
+                let xs: Vec<f64> = v.iter().map(|x| x.powi(power)).collect();
+                let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+                let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+                (mean, var / xs.len() as f64)
+            };
+            let ((ma, sa), (mb, sb)) = (m(&va), m(&vb));
+            let tol = 5.0 * (sa + sb).sqrt() + 1e-12;
+            assert!(
+                (ma - mb).abs() <= tol,
+                "{what}: feature {f} moment {power}: {ma:.4} vs {mb:.4} (5σ = {tol:.4})"
+            );
+        }
+    }
+    // 4. L0 histogram: bins merged so that every pooled bin has ≥ 20 rows;
+    //    Σ (a − b)² / (a + b) ≈ χ²(bins − 1) for equal totals.
+    let hist = |bs: &[SparseBatch]| {
+        let mut h = vec![0u64; n + 1];
+        for b in bs {
+            for l in b.row_l0() {
+                h[l] += 1;
+            }
+        }
+        h
+    };
+    let (ha, hb) = (hist(&fast), hist(&slow));
+    let mut bins: Vec<(u64, u64)> = Vec::new();
+    let (mut a, mut b) = (0, 0);
+    for l in 0..=n {
+        a += ha[l];
+        b += hb[l];
+        if a + b >= 20 {
+            bins.push((a, b));
+            (a, b) = (0, 0);
+        }
+    }
+    if let Some(last) = bins.last_mut() {
+        last.0 += a;
+        last.1 += b;
+    }
+    let stat: f64 = bins
+        .iter()
+        .map(|&(a, b)| (a as f64 - b as f64).powi(2) / (a + b) as f64)
+        .sum();
+    let df = bins.len().saturating_sub(1).max(1);
+    assert!(
+        stat <= chi2_limit(df),
+        "{what}: L0 histogram χ² {stat:.1} > {:.1} (df = {df})",
+        chi2_limit(df)
+    );
+}
+
+#[test]
+fn sparse_matches_reference_independent() {
+    let n = 300;
+    let p = zipfian_firing_probabilities(n, 0.7, 0.4, 0.005).unwrap();
+    let g = ActivationGenerator::new(n, p, 0.4f32, 2.0f32).unwrap();
+    assert_same_distribution(&g, 60_000, 21, "independent");
+}
+
+#[test]
+fn sparse_matches_reference_dense_copula() {
+    let n = 12;
+    let pairs = [
+        ((0, 1), 0.7),
+        ((2, 3), -0.6),
+        ((1, 4), 0.5),
+        ((5, 6), 0.8),
+        ((0, 7), -0.4),
+        ((9, 11), 0.6),
+    ];
+    let m = create_correlation_matrix_from_correlations(n, &pairs, 0.0).unwrap();
+    let p: Vec<f32> = (0..n).map(|j| 0.05 + 0.03 * j as f32).collect();
+    let g = ActivationGenerator::new(n, p, 0.3f32, 1.5f32)
+        .unwrap()
+        .with_correlation(Correlation::Dense(m))
+        .unwrap();
+    assert_same_distribution(&g, 60_000, 22, "dense copula");
+}
+
+#[test]
+fn sparse_matches_reference_low_rank_strong() {
+    // Strong correlation: the Cauchy–Schwarz bound is loose, tiles take the
+    // exact-gap path.
+    let n = 400;
+    let lr = generate_random_low_rank_correlation_matrix(n, 6, 0.3, Some(8)).unwrap();
+    let p = zipfian_firing_probabilities(n, 0.6, 0.4, 0.01).unwrap();
+    let g = ActivationGenerator::new(n, p, 0.5f32, 3.0f32)
+        .unwrap()
+        .with_correlation(Correlation::LowRank(lr))
+        .unwrap();
+    assert_same_distribution(&g, 60_000, 23, "low-rank strong");
+}
+
+#[test]
+fn sparse_matches_reference_low_rank_weak() {
+    // Weak correlation and rare features: most tiles are thinned at the
+    // Cauchy–Schwarz bound (no gap computed for them).
+    let n = 1024;
+    let lr = generate_random_low_rank_correlation_matrix(n, 2, 0.05, Some(9)).unwrap();
+    let p = zipfian_firing_probabilities(n, 1.0, 0.3, 0.002).unwrap();
+    let g = ActivationGenerator::new(n, p, 0.2f32, 1.0f32)
+        .unwrap()
+        .with_correlation(Correlation::LowRank(lr))
+        .unwrap();
+    assert_same_distribution(&g, 60_000, 24, "low-rank weak");
+}
+
+fn hierarchy_generator(low_rank: bool) -> ActivationGenerator {
+    use std::sync::Arc;
+    use synthsae_data::{generate_hierarchy, BranchingFactor, HierarchyConfig, HierarchyModifier};
+    let n = 200;
+    let hcfg = HierarchyConfig {
+        total_root_nodes: 8,
+        branching_factor: BranchingFactor::Range(2, 4),
+        max_depth: 3,
+        mutually_exclusive_portion: 0.6,
+        compensate_probabilities: true,
+        scale_children_by_parent: true,
+        ..Default::default()
+    };
+    let h = generate_hierarchy(n, &hcfg, Some(17)).unwrap();
+    let base = zipfian_firing_probabilities(n, 0.5, 0.4, 0.02).unwrap();
+    let (p, _, _) = h.compensate(&base).unwrap();
+    let mean: Vec<f32> = (0..n).map(|j| 1.0 + j as f32 / n as f32).collect();
+    let mut g = ActivationGenerator::new(n, p, 0.3f32, mean).unwrap();
+    if low_rank {
+        let lr = generate_random_low_rank_correlation_matrix(n, 4, 0.25, Some(3)).unwrap();
+        g = g.with_correlation(Correlation::LowRank(lr)).unwrap();
+    }
+    g.with_modifier(Arc::new(HierarchyModifier::new(h, n).unwrap()))
+        .unwrap()
+}
+
+#[test]
+fn sparse_matches_reference_hierarchy_independent() {
+    assert_same_distribution(&hierarchy_generator(false), 60_000, 25, "hierarchy");
+}
+
+#[test]
+fn sparse_matches_reference_hierarchy_low_rank() {
+    assert_same_distribution(
+        &hierarchy_generator(true),
+        60_000,
+        26,
+        "hierarchy + low rank",
+    );
+}
