@@ -68,7 +68,7 @@ impl SimilarityMatrix {
         let mut start = 0;
         while start < rows {
             let end = (start + block).min(rows);
-            let part = an.clone().slice([start..end]).matmul(bt.clone());
+            let part = an.clone().slice(start..end).matmul(bt.clone());
             data.extend_from_slice(&to_f32(part, "cosine similarities")?);
             start = end;
         }

@@ -76,7 +76,7 @@ pub fn init_weights_to_match_features<B: Backend>(
     }
     let device = weights.w_dec.device();
     let chosen = match &options.feature_ordering {
-        None => features.slice([0..m]),
+        None => features.slice(0..m),
         Some(order) => {
             let mut seen = vec![false; n];
             if order.len() != n
