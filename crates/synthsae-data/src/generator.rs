@@ -968,8 +968,8 @@ fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+        for ((a, &xk), &yk) in acc.iter_mut().zip(x).zip(y) {
+            *a += xk * yk;
         }
     }
     let mut tail = 0.0f32;
@@ -1131,17 +1131,16 @@ mod tests {
         // position ~ Bernoulli(1 − e^{−0.05}) = 0.04877; n = 1.28e6,
         // se = sqrt(q(1−q)/n) = 1.9e-4, 5σ = 9.5e-4.
         let mut rng = sample_rng(Some(5));
-        let (mut e, mut count, mut last) = (exp1(&mut rng), 0usize, 0usize);
+        let (mut e, mut count) = (exp1(&mut rng), 0usize);
         let mut in_order = true;
         for _ in 0..20_000 {
-            last = 0;
+            let mut next = 0usize;
             walk(&mut e, 0.05, 64, &mut rng, |j, _| {
-                in_order &= j >= last && j < 64;
-                last = j + 1;
+                in_order &= j >= next && j < 64;
+                next = j + 1;
                 count += 1;
             });
         }
-        let _ = last;
         assert!(in_order);
         let q = count as f64 / (20_000.0 * 64.0);
         assert!((q - (1.0 - (-0.05f64).exp())).abs() < 9.5e-4, "{q}");

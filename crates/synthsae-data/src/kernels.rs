@@ -52,8 +52,8 @@ pub(crate) fn gather_sum(h: &mut [f32], bias: &[f32], idx: &[u32], vals: &[f32],
         for (&f, &v) in idx.iter().zip(vals) {
             let base = f as usize * d + c;
             let x: &[f32; GATHER_TILE] = table[base..base + GATHER_TILE].try_into().expect("tile");
-            for k in 0..GATHER_TILE {
-                acc[k] += v * x[k];
+            for (a, &xk) in acc.iter_mut().zip(x) {
+                *a += v * xk;
             }
         }
         h[c..c + GATHER_TILE].copy_from_slice(&acc);
@@ -169,12 +169,12 @@ pub(crate) fn lowrank_gaps(
         let col: &[f32; GAP_TILE] = ft[r * stride..r * stride + GAP_TILE]
             .try_into()
             .expect("tile");
-        for k in 0..GAP_TILE {
-            acc[k] += e * col[k];
+        for (a, &c) in acc.iter_mut().zip(col) {
+            *a += e * c;
         }
     }
-    for k in 0..GAP_TILE {
-        out[k] = (tau[k] - acc[k]) * inv_s[k];
+    for (((o, &a), &t), &is) in out.iter_mut().zip(&acc).zip(tau).zip(inv_s) {
+        *o = (t - a) * is;
     }
 }
 
