@@ -8,7 +8,7 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commands::model::{ModelCommand, ModelSource, SamplingArgs};
+use commands::model::ModelCommand;
 use synthsae::BackendKind;
 
 /// Synthetic data with known ground-truth features, for sparse autoencoders.
@@ -30,17 +30,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The main job on the embedded `quickstart` preset (what `synthsae` alone
-    /// does): build the model, sample 100 000 activations, report.
-    Quickstart,
+    /// The main job (what `synthsae` alone does): the tutorial end to end —
+    /// build the tutorial model, train a standard SAE, evaluate it against
+    /// the ground truth, write `similarity.png`.
+    Quickstart(commands::quickstart::QuickstartArgs),
     /// Build, save and describe synthetic models.
     #[command(subcommand)]
     Model(ModelCommand),
     /// Draw samples from a saved model into a safetensors file.
     Sample(commands::sample::SampleArgs),
+    /// Train an SAE from a sae-lens runner config (model, SAE, training,
+    /// evaluation, sae-lens output folder).
+    ///
+    /// Example: synthsae train --config runner_config.json --seed 1 --output runs/a
+    Train(commands::train::TrainArgs),
+    /// The published SynthSAEBench-16k recipe in one command: train, evaluate,
+    /// print a row comparable with the paper's table, append it to a JSONL.
+    ///
+    /// Example: synthsae synthsaebench --architecture batchtopk --l0 25
+    #[command(name = "synthsaebench")]
+    SynthSaeBench(commands::synthsaebench::SynthSaeBenchArgs),
     /// Download from and upload to the Hugging Face hub.
     #[command(subcommand)]
     Hub(commands::hub::HubCommand),
+    /// Evaluate a saved SAE against a synthetic model's ground truth.
+    ///
+    /// Example: synthsae eval --sae runs/a --model models/bench16k --samples 100000 --json
+    Eval(commands::eval::EvalArgs),
+    /// Plots: similarity heatmap, training curves, firing-rate histogram.
+    #[command(subcommand)]
+    Plot(commands::plot::PlotCommand),
     /// List the presets.
     Presets,
 }
@@ -57,30 +76,22 @@ fn main() -> ExitCode {
     };
     let opts = commands::GlobalOpts {
         backend,
+        backend_explicit: cli.backend.is_some(),
         json: cli.json,
         quiet: cli.quiet,
     };
-    let result = match cli.command.unwrap_or(Command::Quickstart) {
-        Command::Quickstart => synthsae::data::preset("quickstart")
-            .map_err(Into::into)
-            .and_then(|config| {
-                commands::model::run_report(
-                    ModelSource::Build {
-                        label: "preset:quickstart".into(),
-                        config: Box::new(config),
-                        save_to: None,
-                    },
-                    SamplingArgs {
-                        samples: 100_000,
-                        batch_size: 1024,
-                        seed: 0,
-                    },
-                    &opts,
-                )
-            }),
+    let result = match cli
+        .command
+        .unwrap_or(Command::Quickstart(Default::default()))
+    {
+        Command::Quickstart(args) => commands::quickstart::run(args, &opts),
         Command::Model(cmd) => commands::model::run(cmd, &opts),
         Command::Sample(args) => commands::sample::run(args, &opts),
+        Command::Train(args) => commands::train::run(args, &opts),
+        Command::SynthSaeBench(args) => commands::synthsaebench::run(args, &opts),
         Command::Hub(cmd) => commands::hub::run(cmd, &opts),
+        Command::Eval(args) => commands::eval::run(args, &opts),
+        Command::Plot(cmd) => commands::plot::run(cmd, &opts),
         Command::Presets => {
             if opts.json {
                 let list: Vec<_> = synthsae::data::PRESETS

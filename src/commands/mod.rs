@@ -1,8 +1,13 @@
 //! Command implementations: each composes library calls and formats output.
 
+pub mod eval;
 pub mod hub;
 pub mod model;
+pub mod plot;
+pub mod quickstart;
 pub mod sample;
+pub mod synthsaebench;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +21,8 @@ use synthsae::BackendKind;
 pub struct GlobalOpts {
     /// Backend to run on.
     pub backend: BackendKind,
+    /// Whether `--backend` was given (else a config may choose).
+    pub backend_explicit: bool,
     /// JSON output.
     pub json: bool,
     /// No progress bars.
@@ -28,6 +35,15 @@ pub enum CliError {
     /// Invalid data parameters or a failed data operation.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// Training failed (config, checkpoint, non-finite loss, ...).
+    #[error(transparent)]
+    Train(#[from] synthsae::train::TrainError),
+    /// An evaluation or a plot failed.
+    #[error(transparent)]
+    Eval(#[from] synthsae::eval::EvalError),
+    /// An SAE config or file cannot be used.
+    #[error(transparent)]
+    Sae(#[from] synthsae::sae::SaeError),
     /// The requested backend is not compiled in.
     #[error(transparent)]
     Backend(#[from] BackendUnavailable),

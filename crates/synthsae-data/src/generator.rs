@@ -716,7 +716,8 @@ impl ActivationGenerator {
         while q < row.len() {
             let (f, v) = row[q];
             q += 1;
-            if !(v > 0.0) {
+            // NaN magnitudes are not active either.
+            if v.is_nan() || v <= 0.0 {
                 continue;
             }
             let (c0, c1) = (

@@ -234,7 +234,7 @@ static HAZARD: LazyLock<HazardTable> = LazyLock::new(|| {
 #[inline]
 pub(crate) fn tail_bound(t_lo: f64) -> (f64, f64) {
     let pos = (t_lo - T0) * SCALE;
-    if !(pos >= 0.0) {
+    if pos.is_nan() || pos < 0.0 {
         return (f64::INFINITY, 1.0);
     }
     // Grid point t_k ≤ t_lo, so Φ̄(t) ≤ Φ̄(t_lo) ≤ Φ̄(t_k) ≤ p̄_k.
