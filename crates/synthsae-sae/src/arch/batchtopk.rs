@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 
 use super::jumprelu::JumpReluSae;
 use super::matryoshka::{matryoshka_aux_loss, matryoshka_inner_losses};
-use super::topk::{topk_aux_loss, unscale};
+use super::topk::{sparse_decode, sparse_pre, topk_aux_loss, unscale, Active, SPARSE_MAX_DENSITY};
 use super::LinearCore;
 use crate::config::{BatchTopKConfig, TrainingArch, TrainingSaeConfig};
 use crate::ops::{normalize_out, nth_largest_host, param, row, sum_sq_mean, to_vec};
@@ -21,16 +21,50 @@ use crate::sae::{TrainStepInput, TrainStepOutput};
 /// (instead of sorting `B · S` values on the device); ties at the cut-off
 /// keep every tied entry.
 pub fn batch_topk_activation<B: Backend>(hidden_pre: Tensor<B, 2>, k: f64) -> Tensor<B, 2> {
+    batch_topk_activation_sparse(hidden_pre, k).0
+}
+
+/// [`batch_topk_activation`], plus the kept positive entries when they are
+/// few enough for [`sparse_decode`].
+pub fn batch_topk_activation_sparse<B: Backend>(
+    hidden_pre: Tensor<B, 2>,
+    k: f64,
+) -> (Tensor<B, 2>, Option<Active>) {
     let [b, s] = hidden_pre.dims();
     let r = relu(hidden_pre);
     let n = (k * b as f64).floor();
     if n <= 0.0 {
-        return r.zeros_like();
+        return (r.zeros_like(), Some(Active::default()));
     }
     let n = n as usize;
     if n >= b * s {
-        return r;
+        return (r, None);
     }
+    if n as f64 > SPARSE_MAX_DENSITY * (b * s) as f64 {
+        // At least n entries are kept: too dense, skip the index lists.
+        return (batch_topk_dense(r, n), None);
+    }
+    let host = to_vec(r.clone().detach());
+    let mut values = host.clone();
+    match nth_largest_host(&mut values, n) {
+        Some(cut) => {
+            let mut act = Active::default();
+            for (i, &v) in host.iter().enumerate() {
+                if v >= cut && v > 0.0 {
+                    act.rows.push((i / s) as i64);
+                    act.cols.push((i % s) as i64);
+                }
+            }
+            let mask = r.clone().greater_equal_elem(cut);
+            let sparse = act.is_sparse_enough(b, s);
+            (r * mask.float(), sparse.then_some(act))
+        }
+        None => (r, None),
+    }
+}
+
+/// The dense form: `r` (relu'd) masked to its `n` largest values.
+fn batch_topk_dense<B: Backend>(r: Tensor<B, 2>, n: usize) -> Tensor<B, 2> {
     let mut values = to_vec(r.clone().detach());
     match nth_largest_host(&mut values, n) {
         Some(cut) => {
@@ -80,12 +114,21 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
         if let Some(n) = &norms {
             hidden_pre = hidden_pre * row(n.clone());
         }
-        let z = batch_topk_activation(hidden_pre.clone(), c.k);
-        let sae_out = normalize_out(
-            unscale(z.clone(), norms.as_ref()).matmul(self.core.w_dec.val())
-                + row(self.core.b_dec.val()),
-            &st,
-        );
+        let (z, active) = batch_topk_activation_sparse(hidden_pre.clone(), c.k);
+        let decoded = match &active {
+            Some(act) => {
+                let pre = sparse_pre(hidden_pre.clone(), act);
+                sparse_decode(
+                    self.core.w_dec.val(),
+                    relu(pre),
+                    norms.as_ref(),
+                    act,
+                    x.dims()[0],
+                )
+            }
+            None => unscale(z.clone(), norms.as_ref()).matmul(self.core.w_dec.val()),
+        };
+        let sae_out = normalize_out(decoded + row(self.core.b_dec.val()), &st);
         let mse = sum_sq_mean(sae_out.clone() - x.clone());
         let mut losses = vec![("mse_loss".to_string(), mse.clone())];
         let mut loss = mse;
