@@ -1,0 +1,122 @@
+//! End-to-end tests of `synthsae train`, `quickstart` and `synthsaebench`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn synthsae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synthsae"))
+        .args(args)
+        .output()
+        .expect("run synthsae")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("synthsae-cli-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn quickstart_trains_evaluates_and_plots() {
+    let dir = tmp("quickstart");
+    let out = dir.join("qs");
+    let o = synthsae(&[
+        "quickstart",
+        "--out",
+        out.to_str().unwrap(),
+        "--training-samples",
+        "5000000",
+        "--json",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["final_eval"]["mcc"].as_f64().unwrap() > 0.9, "{r}");
+    assert_eq!(r["n_training_samples"], 5_000_192);
+    for f in [
+        "cfg.json",
+        "sae_weights.safetensors",
+        "eval_stats.json",
+        "similarity.png",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn train_runs_a_runner_config_and_resumes() {
+    let dir = tmp("train");
+    let cfg = dir.join("runner_config.json");
+    let ckpt = dir.join("ckpt");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({
+            "synthetic_model": {
+                "num_features": 64, "hidden_dim": 16,
+                "firing_probability": {"generator_name": "constant", "probability": 0.05},
+                "seed": 3
+            },
+            "sae": {"architecture": "topk", "d_in": 16, "d_sae": 64, "k": 4},
+            "training_samples": 25600,
+            "batch_size": 256,
+            "eval_samples": 2048,
+            "n_checkpoints": 1,
+            "checkpoint_path": ckpt.to_str().unwrap(),
+            "output_path": dir.join("a").to_str().unwrap(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let o = synthsae(&["train", "--config", c, "--json", "-q", "--seed", "5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["n_training_samples"], 25600);
+    let b = dir.join("b");
+    let o = synthsae(&[
+        "train",
+        "--config",
+        c,
+        "--json",
+        "-q",
+        "--seed",
+        "5",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--output",
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let wa = std::fs::read(dir.join("a/sae_weights.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("sae_weights.safetensors")).unwrap();
+    assert!(wa == wb, "resumed run differs");
+
+    // Bad input: one line, exit codes 1 (bad config) and 2 (bad flag).
+    std::fs::write(
+        &cfg,
+        r#"{"synthetic_model": "x", "sae": {"architecture": "nope", "d_in": 1, "d_sae": 1}}"#,
+    )
+    .unwrap();
+    let o = synthsae(&["train", "--config", c]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nope") && err.lines().count() == 1, "{err}");
+    let o = synthsae(&[
+        "synthsaebench",
+        "--architecture",
+        "gated",
+        "--results",
+        dir.join("r.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = synthsae(&["synthsaebench", "--l0", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
