@@ -17,8 +17,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
+use synthsae_sae::io::{write_tensors, HostData, HostTensor};
 
 use crate::error::{Result, TrainError};
 use crate::optim::AdamState;
@@ -74,22 +75,23 @@ pub struct TrainerSnapshot {
     pub adam: AdamState,
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    Ok(synthsae_sae::io::write_atomic(path, bytes)?)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| TrainError::io(path, e))
+fn host(v: &[f32]) -> HostTensor {
+    HostTensor {
+        shape: vec![v.len()],
+        data: HostData::F32(v.to_vec()),
+    }
 }
 
 /// Writes `log10(rate + 1e-10)` as `{"sparsity": [S]}` (sae-lens layout).
 pub fn write_sparsity(path: &Path, log_sparsity: &[f32]) -> Result<()> {
-    let bytes = f32_bytes(log_sparsity);
-    let view = TensorView::new(Dtype::F32, vec![log_sparsity.len()], &bytes)
-        .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
-    let data = safetensors::serialize([("sparsity", view)], None)
-        .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
-    write_file(path, &data)
+    Ok(write_tensors(
+        path,
+        &[("sparsity".into(), host(log_sparsity))],
+    )?)
 }
 
 impl TrainerSnapshot {
@@ -97,34 +99,18 @@ impl TrainerSnapshot {
     pub fn write(&self, dir: &Path, log_sparsity: &[f32]) -> Result<()> {
         let json = serde_json::to_string_pretty(&self.json).expect("state serialises");
         write_file(&dir.join(STATE_JSON), json.as_bytes())?;
-        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
+        let mut tensors = vec![
+            ("act_freq_scores".to_string(), host(&self.act_freq_scores)),
             (
-                "act_freq_scores".into(),
-                vec![self.act_freq_scores.len()],
-                f32_bytes(&self.act_freq_scores),
-            ),
-            (
-                "n_forward_passes_since_fired".into(),
-                vec![self.n_forward_passes_since_fired.len()],
-                f32_bytes(&self.n_forward_passes_since_fired),
+                "n_forward_passes_since_fired".to_string(),
+                host(&self.n_forward_passes_since_fired),
             ),
         ];
         for (name, m, v) in &self.adam.moments {
-            owned.push((format!("adam.m.{name}"), vec![m.len()], f32_bytes(m)));
-            owned.push((format!("adam.v.{name}"), vec![v.len()], f32_bytes(v)));
+            tensors.push((format!("adam.m.{name}"), host(m)));
+            tensors.push((format!("adam.v.{name}"), host(v)));
         }
-        let path = dir.join(STATE_TENSORS);
-        let views = owned
-            .iter()
-            .map(|(n, shape, bytes)| {
-                TensorView::new(Dtype::F32, shape.clone(), bytes)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| TrainError::checkpoint(&path, e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let data = safetensors::serialize(views, None)
-            .map_err(|e| TrainError::checkpoint(&path, e.to_string()))?;
-        write_file(&path, &data)?;
+        write_tensors(&dir.join(STATE_TENSORS), &tensors)?;
         write_sparsity(&dir.join("sparsity.safetensors"), log_sparsity)?;
         let scaler = serde_json::json!({
             "scaling_factor": self.json.scaling_factor,

@@ -142,9 +142,7 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    Ok(synthsae_sae::io::write_atomic(path, bytes)?)
 }
 
 /// Runs a complete training job.

@@ -278,10 +278,9 @@ pub struct RunnerConfig {
 pub const DEFAULT_SEED: u64 = 42;
 
 impl RunnerConfig {
-    /// A config with sae-lens's defaults.
-    pub fn new(synthetic_model: ModelSpec, sae: TrainingSaeConfig) -> Self {
+    /// A config with sae-lens's defaults; fails if the model config is invalid.
+    pub fn new(synthetic_model: ModelSpec, sae: TrainingSaeConfig) -> Result<Self> {
         Self::from_parts(synthetic_model, sae, Map::new(), LoggingConfig::default())
-            .expect("defaults are valid")
     }
 
     fn from_parts(
