@@ -47,6 +47,12 @@ use crate::EvalError;
 
 const NONE: u32 = u32::MAX;
 
+/// Candidate `(column, cost)` edges of one row.
+type Candidates = Vec<(u32, f32)>;
+
+/// Columns screened together by the vectorised passes.
+const LANES: usize = 16;
+
 /// Candidate columns per row in the first sparse round.
 const INITIAL_CANDIDATES: usize = 16;
 
@@ -158,8 +164,10 @@ struct Solver<'a, const MAX: bool> {
     m: &'a [f32],
     rows: usize,
     cols: usize,
-    /// Candidate columns per row; `dense[i]` means all columns.
-    adj: Vec<Vec<u32>>,
+    /// Candidate `(column, cost)` pairs per row (costs negated when
+    /// maximising), stored together so a search never touches the full
+    /// matrix; `dense[i]` means all columns.
+    adj: Vec<Candidates>,
     dense: Vec<bool>,
     /// Cheapest column of each row and its cost.
     row_min: Vec<(u32, f64)>,
@@ -175,13 +183,15 @@ struct Solver<'a, const MAX: bool> {
     stamp: u32,
     heap: BinaryHeap<Item>,
     scanned: Vec<u32>,
+    /// Largest `|entry|` (for the certificate's rounding margin), once known.
+    c_max: Option<f64>,
 }
 
 impl<'a, const MAX: bool> Solver<'a, MAX> {
     fn new(m: &'a [f32], rows: usize, cols: usize) -> Self {
         let all_dense = rows * cols <= DENSE_BELOW || cols <= INITIAL_CANDIDATES;
         let k = INITIAL_CANDIDATES.min(cols);
-        let (adj, row_min): (Vec<Vec<u32>>, Vec<(u32, f64)>) = (0..rows)
+        let (adj, row_min): (Vec<Candidates>, Vec<(u32, f64)>) = (0..rows)
             .into_par_iter()
             .map(|i| {
                 let row = &m[i * cols..(i + 1) * cols];
@@ -190,7 +200,7 @@ impl<'a, const MAX: bool> Solver<'a, MAX> {
                 let adj = if all_dense {
                     Vec::new()
                 } else {
-                    best.into_iter().map(|(_, j)| j).collect()
+                    best.into_iter().map(|(c, j)| (j, c)).collect()
                 };
                 (adj, min)
             })
@@ -213,6 +223,7 @@ impl<'a, const MAX: bool> Solver<'a, MAX> {
             stamp: 0,
             heap: BinaryHeap::new(),
             scanned: Vec::new(),
+            c_max: None,
         }
     }
 
@@ -359,11 +370,11 @@ impl<'a, const MAX: bool> Solver<'a, MAX> {
     fn relax(&mut self, i: usize, base: f64, ui: f64) {
         let stamp = self.stamp;
         let cols = self.cols;
-        let visit = |this: &mut Self, j: usize| {
+        let visit = |this: &mut Self, j: usize, c: f64| {
             if this.done[j] == stamp {
                 return;
             }
-            let nd = base + this.c(i, j) - ui - this.v[j];
+            let nd = base + c - ui - this.v[j];
             if this.seen[j] != stamp || nd < this.dist[j] {
                 this.seen[j] = stamp;
                 this.dist[j] = nd;
@@ -373,12 +384,13 @@ impl<'a, const MAX: bool> Solver<'a, MAX> {
         };
         if self.dense[i] {
             for j in 0..cols {
-                visit(self, j);
+                let c = self.c(i, j);
+                visit(self, j, c);
             }
         } else {
             let adj = std::mem::take(&mut self.adj[i]);
-            for &j in &adj {
-                visit(self, j as usize);
+            for &(j, c) in &adj {
+                visit(self, j as usize, c as f64);
             }
             self.adj[i] = adj;
         }
@@ -403,19 +415,47 @@ impl<'a, const MAX: bool> Solver<'a, MAX> {
             self.solve_sparse();
             return self.certify();
         }
-        let violations: Vec<(usize, Vec<u32>)> = (0..self.rows)
+        // Screen in f32 (vectorised, LANES columns at a time) with a margin
+        // that covers its rounding, then test flagged blocks exactly in f64.
+        let v32: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        let max_abs = |xs: &mut dyn Iterator<Item = f64>| xs.fold(0.0f64, |a, x| a.max(x.abs()));
+        let c_max = *self.c_max.get_or_insert_with(|| {
+            m.par_iter().map(|&x| x.abs()).reduce(|| 0.0f32, f32::max) as f64
+        });
+        let scale_all =
+            1.0 + c_max + max_abs(&mut v.iter().copied()) + max_abs(&mut u.iter().copied());
+        let margin = 1e-5 * scale_all;
+        let violations: Vec<(usize, Candidates)> = (0..self.rows)
             .into_par_iter()
             .filter(|&i| !self.dense[i])
             .filter_map(|i| {
                 let row = &m[i * cols..(i + 1) * cols];
                 let ui = u[i];
+                let limit = (ui - tol + margin) as f32;
+                let adj = &self.adj[i];
                 let mut found = Vec::new();
-                for (j, &x) in row.iter().enumerate() {
-                    let c = if MAX { -(x as f64) } else { x as f64 };
-                    if c - ui - v[j] < -tol && !self.adj[i].contains(&(j as u32)) {
-                        found.push(j as u32);
+                let mut check = |start: usize, end: usize| {
+                    for j in start..end {
+                        let c = if MAX { -(row[j] as f64) } else { row[j] as f64 };
+                        if c - ui - v[j] < -tol && !adj.iter().any(|&(a, _)| a as usize == j) {
+                            found.push((j as u32, c as f32));
+                        }
+                    }
+                };
+                let full = cols / LANES * LANES;
+                for start in (0..full).step_by(LANES) {
+                    let xs: &[f32; LANES] = row[start..start + LANES].try_into().unwrap();
+                    let vs: &[f32; LANES] = v32[start..start + LANES].try_into().unwrap();
+                    let mut low = false;
+                    for l in 0..LANES {
+                        let c = if MAX { -xs[l] } else { xs[l] };
+                        low |= c - vs[l] < limit;
+                    }
+                    if low {
+                        check(start, start + LANES);
                     }
                 }
+                check(full, cols);
                 (!found.is_empty()).then_some((i, found))
             })
             .collect();
@@ -433,16 +473,37 @@ impl<'a, const MAX: bool> Solver<'a, MAX> {
 fn cheapest<const MAX: bool>(row: &[f32], k: usize) -> Vec<(f32, u32)> {
     let key = |x: f32| if MAX { -x } else { x };
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-    for (j, &x) in row.iter().enumerate() {
-        let c = key(x);
+    let offer = |best: &mut Vec<(f32, u32)>, j: usize, c: f32| {
         if best.len() == k {
             if c >= best[k - 1].0 {
-                continue;
+                return;
             }
             best.pop();
         }
         let pos = best.partition_point(|b| b.0 <= c);
         best.insert(pos, (c, j as u32));
+    };
+    let full = row.len() / LANES * LANES;
+    for start in (0..full).step_by(LANES) {
+        let xs: &[f32; LANES] = row[start..start + LANES].try_into().unwrap();
+        // Skip the block unless one of its entries beats the current k-th
+        // (a branch-free, vectorised test).
+        if best.len() == k {
+            let bound = best[k - 1].0;
+            let mut any = false;
+            for &x in xs {
+                any |= key(x) < bound;
+            }
+            if !any {
+                continue;
+            }
+        }
+        for (l, &x) in xs.iter().enumerate() {
+            offer(&mut best, start + l, key(x));
+        }
+    }
+    for (j, &x) in row.iter().enumerate().skip(full) {
+        offer(&mut best, j, key(x));
     }
     best
 }

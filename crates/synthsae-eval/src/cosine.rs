@@ -2,6 +2,7 @@
 //! device or as a host matrix computed in row blocks.
 
 use burn::prelude::*;
+use burn::tensor::Device;
 use rayon::prelude::*;
 
 use crate::error::{shape_err, Result};
@@ -46,6 +47,49 @@ pub struct SimilarityMatrix {
 /// Bytes of output computed per device matmul block.
 const BLOCK_BYTES: usize = 64 << 20;
 
+/// Bytes of output per host gemm call.
+const HOST_BLOCK_BYTES: usize = 64 << 20;
+
+/// Whether a backend computes in host memory (flex, ndarray, and autodiff
+/// over them). There the similarity matrix, which ends on the host anyway, is
+/// one direct gemm into its buffer; on a GPU the matmul stays on the device.
+fn is_host_backend<B: Backend>(device: &Device<B>) -> bool {
+    let name = B::name(device);
+    name.contains("flex") || name.contains("ndarray")
+}
+
+/// An empty host buffer with room for `rows · cols` entries, or a clear error.
+fn alloc_matrix(rows: usize, cols: usize) -> Result<Vec<f32>> {
+    let mut data = Vec::new();
+    rows.checked_mul(cols)
+        .and_then(|n| data.try_reserve_exact(n).ok())
+        .ok_or_else(|| {
+            crate::error::invalid(
+                "similarity matrix",
+                format!("cannot allocate {rows} × {cols} f32 on the host"),
+            )
+        })?;
+    Ok(data)
+}
+
+/// Row-major `[n, d]` rows divided by `max(‖row‖, 1e-8)` (as
+/// [`normalize_rows`]), norms accumulated in `f64`.
+fn normalized_host(m: &[f32], d: usize) -> Vec<f32> {
+    let mut out = m.to_vec();
+    out.par_chunks_mut(d).for_each(|row| {
+        let norm = row
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt();
+        let inv = 1.0 / norm.max(1e-8);
+        for x in row.iter_mut() {
+            *x = (*x as f64 * inv) as f32;
+        }
+    });
+    out
+}
+
 impl SimilarityMatrix {
     /// Signed cosine similarities of the rows of `a` (`[n_a, d]`) with the
     /// rows of `b` (`[n_b, d]`), computed on their device in row blocks of
@@ -53,15 +97,14 @@ impl SimilarityMatrix {
     /// gathered on the host.
     pub fn compute<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Result<Self> {
         check_pair(&a, &b)?;
-        let [rows, _] = a.dims();
+        let [rows, d] = a.dims();
         let [cols, _] = b.dims();
-        let mut data = Vec::new();
-        data.try_reserve_exact(rows * cols).map_err(|_| {
-            crate::error::invalid(
-                "similarity matrix",
-                format!("cannot allocate {rows} × {cols} f32 on the host"),
-            )
-        })?;
+        if d > 0 && is_host_backend::<B>(&a.device()) {
+            let a = to_f32(a, "features_a")?;
+            let b = to_f32(b, "features_b")?;
+            return Self::compute_host(&a, &b, d);
+        }
+        let mut data = alloc_matrix(rows, cols)?;
         let an = normalize_rows(a);
         let bt = normalize_rows(b).transpose();
         let block = (BLOCK_BYTES / (4 * cols.max(1))).clamp(1, rows.max(1));
@@ -71,6 +114,78 @@ impl SimilarityMatrix {
             let part = an.clone().slice(start..end).matmul(bt.clone());
             data.extend_from_slice(&to_f32(part, "cosine similarities")?);
             start = end;
+        }
+        Ok(Self {
+            rows,
+            cols,
+            data,
+            absolute: false,
+        })
+    }
+
+    /// Signed cosine similarities of the rows of the row-major host matrices
+    /// `a` (`[n_a, d]`) and `b` (`[n_b, d]`), by a direct multithreaded gemm
+    /// into the result buffer (no intermediate copies). Zero rows give 0.
+    pub fn compute_host(a: &[f32], b: &[f32], d: usize) -> Result<Self> {
+        if d == 0 {
+            return Err(crate::error::invalid(
+                "d",
+                "vectors must have at least one dimension",
+            ));
+        }
+        let rows_of = |m: &[f32], field: &str| {
+            if m.len() % d != 0 {
+                return Err(shape_err(field, format!("[n, {d}]"), &[m.len()]));
+            }
+            Ok(m.len() / d)
+        };
+        let (rows, cols) = (rows_of(a, "features_a")?, rows_of(b, "features_b")?);
+        let mut data = alloc_matrix(rows, cols)?;
+        if rows == 0 || cols == 0 {
+            return Ok(Self {
+                rows,
+                cols,
+                data,
+                absolute: false,
+            });
+        }
+        let an = normalized_host(a, d);
+        let bn = normalized_host(b, d);
+        data.resize(rows * cols, 0.0);
+        // Row blocks of the output, one gemm each; gemm splits a block over
+        // the rayon pool. Blocks of ≥ 512 rows keep the cost of packing `b`
+        // (once per call) small against the block's arithmetic.
+        let block = (HOST_BLOCK_BYTES / (4 * cols)).clamp(512, rows.max(512));
+        for (bi, out) in data.chunks_mut(block * cols).enumerate() {
+            let m = out.len() / cols;
+            let lhs = &an[bi * block * d..(bi * block + m) * d];
+            // SAFETY: `out` is `[m, cols]` row-major (row stride `cols`), `lhs`
+            // is `[m, d]` row-major and `bn` is `[cols, d]` row-major, read as
+            // the `[d, cols]` matrix `bnᵀ` (row stride 1, column stride `d`);
+            // all three slices hold exactly the entries the strides address.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    cols,
+                    d,
+                    out.as_mut_ptr(),
+                    1,
+                    cols as isize,
+                    false,
+                    lhs.as_ptr(),
+                    1,
+                    d as isize,
+                    bn.as_ptr(),
+                    d as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
         }
         Ok(Self {
             rows,
@@ -169,13 +284,52 @@ mod tests {
         let b = Tensor::<B, 2>::from_data([[1.0, 0.0], [0.0, 2.0]], &device);
         let dense = to_f32(cosine_similarities(a.clone(), b.clone()).unwrap(), "t").unwrap();
         let host = SimilarityMatrix::compute(a, b).unwrap();
-        assert_eq!(host.data(), &dense[..]);
+        assert_eq!(host.data().len(), dense.len());
+        for (h, x) in host.data().iter().zip(&dense) {
+            assert!((h - x).abs() < 1e-6, "{h} vs {x}");
+        }
         let expected = [0.6, 0.8, 0.0, 0.0, -1.0, 0.0];
         for (x, e) in dense.iter().zip(expected) {
             assert!((x - e).abs() < 1e-6);
         }
         assert_eq!(host.row_argmax_abs(), vec![1, 0, 0]);
         assert_eq!(host.into_abs().get(2, 0), 1.0);
+    }
+
+    #[test]
+    fn host_gemm_matches_direct_dot_products() {
+        // 37 × 1100 output (not a multiple of any block), d 5.
+        let (n_a, n_b, d) = (37, 1100, 5);
+        let a: Vec<f32> = (0..n_a * d)
+            .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+            .collect();
+        let b: Vec<f32> = (0..n_b * d)
+            .map(|i| ((i * 104729) % 11) as f32 - 5.0)
+            .collect();
+        let sim = SimilarityMatrix::compute_host(&a, &b, d).unwrap();
+        assert_eq!((sim.rows(), sim.cols()), (n_a, n_b));
+        for i in 0..n_a {
+            for j in 0..n_b {
+                let (x, y) = (&a[i * d..(i + 1) * d], &b[j * d..(j + 1) * d]);
+                let dot: f64 = x.iter().zip(y).map(|(p, q)| (p * q) as f64).sum();
+                let nx = x
+                    .iter()
+                    .map(|p| (p * p) as f64)
+                    .sum::<f64>()
+                    .sqrt()
+                    .max(1e-8);
+                let ny = y
+                    .iter()
+                    .map(|p| (p * p) as f64)
+                    .sum::<f64>()
+                    .sqrt()
+                    .max(1e-8);
+                let want = dot / (nx * ny);
+                assert!((sim.get(i, j) as f64 - want).abs() < 1e-6, "({i}, {j})");
+            }
+        }
+        assert!(SimilarityMatrix::compute_host(&a, &b, 0).is_err());
+        assert!(SimilarityMatrix::compute_host(&a[1..], &b, d).is_err());
     }
 
     #[test]
