@@ -143,12 +143,38 @@ impl<B: AutodiffBackend> Adam<B> {
         }
     }
 
-    /// Restores a state saved by [`Adam::state`].
-    pub fn load_state(
+    /// Restores a state saved by [`Adam::state`] for `module`. Every saved
+    /// moment must belong to a parameter of `module` with the same number of
+    /// entries; otherwise nothing changes and the error names the parameter
+    /// (a checkpoint of a different SAE must not silently restart Adam).
+    pub fn load_state<M: AutodiffModule<B>>(
         &mut self,
         state: &AdamState,
+        module: &M,
         device: &burn::tensor::Device<B::InnerBackend>,
-    ) {
+    ) -> Result<(), String> {
+        let mut sizes = SizeVisitor {
+            path: Vec::new(),
+            sizes: BTreeMap::new(),
+        };
+        module.visit(&mut sizes);
+        for (k, m, v) in &state.moments {
+            match sizes.sizes.get(k) {
+                None => {
+                    return Err(format!(
+                        "Adam moments for `{k}`, which the SAE does not have"
+                    ))
+                }
+                Some(&n) if m.len() != n || v.len() != n => {
+                    return Err(format!(
+                        "Adam moments for `{k}` have {} / {} entries, the parameter has {n}",
+                        m.len(),
+                        v.len()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         self.step = state.step;
         self.moments = state
             .moments
@@ -159,6 +185,29 @@ impl<B: AutodiffBackend> Adam<B> {
                 (k.clone(), Moments { m, v })
             })
             .collect();
+        Ok(())
+    }
+}
+
+/// Number of entries of every float parameter, keyed by the same path as
+/// the moments.
+struct SizeVisitor {
+    path: Vec<String>,
+    sizes: BTreeMap<String, usize>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for SizeVisitor {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.sizes
+            .insert(self.path.join("."), param.shape().num_elements());
     }
 }
 
@@ -343,7 +392,7 @@ mod tests {
             m1 = a1.step(0.05, m1, g).0;
         }
         let mut a2 = Adam::<B>::new(AdamSettings::default());
-        a2.load_state(&a1.state(), &device);
+        a2.load_state(&a1.state(), &m1, &device).unwrap();
         let mut m2 = Two {
             a: Param::from_tensor(m1.a.val().inner().pipe_autodiff()),
             b: Param::from_tensor(m1.b.val().inner().pipe_autodiff()),
@@ -357,6 +406,24 @@ mod tests {
         assert_eq!(m1.a.val().into_data(), m2.a.val().into_data());
         assert_eq!(m1.b.val().into_data(), m2.b.val().into_data());
         assert_eq!(a1.state(), a2.state());
+    }
+
+    #[test]
+    fn mismatched_moments_are_an_error() {
+        let device = Default::default();
+        let mut a1 = Adam::<B>::new(AdamSettings::default());
+        let m1 = module(&device);
+        let g = loss(&m1).backward();
+        let m1 = a1.step(0.05, m1, g).0;
+        let mut state = a1.state();
+        state.moments[0].1.pop();
+        let mut a2 = Adam::<B>::new(AdamSettings::default());
+        let err = a2.load_state(&state, &m1, &device).unwrap_err();
+        assert!(err.contains("`a`"), "{err}");
+        state.moments[0].0 = "nope".into();
+        let err = a2.load_state(&state, &m1, &device).unwrap_err();
+        assert!(err.contains("`nope`"), "{err}");
+        assert_eq!(a2.step_count(), 0, "a failed load changes nothing");
     }
 
     trait PipeAutodiff<const D: usize> {

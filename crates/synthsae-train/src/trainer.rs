@@ -239,7 +239,9 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
         }
         let inner = inner_device::<B>(&trainer.device);
         let st = &mut trainer.state;
-        st.adam.load_state(&snap.adam, &inner);
+        st.adam
+            .load_state(&snap.adam, &trainer.sae, &inner)
+            .map_err(|reason| TrainError::checkpoint(&dir, reason))?;
         st.n_training_samples = j.n_training_samples;
         st.n_training_steps = j.n_training_steps;
         st.n_frac_active_samples = j.n_frac_active_samples;
