@@ -6,7 +6,7 @@ use synthsae_sae::Sae;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
-use crate::host::nonzero_counts_per_column;
+use crate::host::{nonzero_counts_per_column, to_f32};
 use crate::mcc::{mcc_from_similarity, uniqueness_from_best_matches};
 use crate::metrics::{
     ClassificationCalculator, DeadLatentsCalculator, ExplainedVarianceCalculator, L0Calculator,
@@ -140,7 +140,7 @@ impl Evaluator {
                 &sae_latents.dims(),
             ));
         }
-        let fired = nonzero_counts_per_column(sae_latents.clone(), "sae_latents")?;
+        let fired = fire_counts(sae_latents.clone())?;
         self.classification
             .add_batch_counted(sae_latents, &fired, features)?;
         self.dead.add_fire_counts(&fired)?;
@@ -165,6 +165,28 @@ impl Evaluator {
             classification: self.classification.compute(),
         }
     }
+}
+
+/// Per-latent number of rows where the latent is `≠ 0` in a `[rows, S]`
+/// batch. The column sum runs on a float mask: exact (every partial sum is
+/// an integer ≤ rows ≤ 2^24 with an f32 or wider float; else the int
+/// reduction is used) and, on Flex, 4× faster than the int reduction of
+/// [`nonzero_counts_per_column`] (0.30 s vs 1.27 s at 4096 × 16384, which was
+/// 15 % of a 100k-sample SynthSAEBench-16k eval).
+fn fire_counts<B: Backend>(sae_latents: Tensor<B, 2>) -> Result<Vec<u64>> {
+    let [rows, s] = sae_latents.dims();
+    if rows > 1 << 24 || std::mem::size_of::<B::FloatElem>() < 4 {
+        return nonzero_counts_per_column(sae_latents, "sae_latents");
+    }
+    let counts = sae_latents
+        .not_equal_elem(0.0)
+        .float()
+        .sum_dim(0)
+        .reshape([s]);
+    Ok(to_f32(counts, "sae_latents")?
+        .into_iter()
+        .map(|c| c.max(0.0) as u64)
+        .collect())
 }
 
 /// Evaluates `sae` on `options.num_samples` fresh samples of `model`, drawn
