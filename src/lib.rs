@@ -15,3 +15,9 @@ pub use synthsae_sae as sae;
 pub use synthsae_train as train;
 
 pub use backend::{BackendJob, BackendKind};
+
+/// The Rust snippets of `docs/getting-started.md`, compiled and run as doc
+/// tests (`cargo test --doc -p synthsae`).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/getting-started.md")]
+pub struct GettingStartedDoctests;
