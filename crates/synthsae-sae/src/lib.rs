@@ -29,6 +29,7 @@ pub mod any;
 pub mod arch;
 pub mod config;
 pub mod error;
+pub mod host;
 pub mod init;
 pub mod io;
 pub mod ops;

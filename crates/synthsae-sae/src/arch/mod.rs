@@ -86,9 +86,12 @@ impl<B: Backend> LinearCore<B> {
         x.matmul(self.w_enc.val()) + row(self.b_enc.val())
     }
 
-    /// `z W_dec + b_dec`: `[B, S]` → `[B, D]`.
+    /// `z W_dec + b_dec`: `[B, S]` → `[B, D]` (sparse `z` on CPU backends
+    /// without gradients: gathered on the host, [`crate::host::sparse_decode_host`]).
     pub fn decode_linear(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
-        z.matmul(self.w_dec.val()) + row(self.b_dec.val())
+        let w = self.w_dec.val();
+        let lin = crate::host::sparse_decode_host(&z, &w).unwrap_or_else(|| z.matmul(w));
+        lin + row(self.b_dec.val())
     }
 
     /// Decoder row norms `[S]` (differentiable).

@@ -14,7 +14,21 @@ use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
 /// Per-row TopK activation on `[B, S]`: keep the k largest entries
 /// (relu applied), or with `abs` the k largest `|x|` with their sign.
+/// Untracked tensors on CPU backends take the host path
+/// ([`crate::host::topk_host`], same result).
 pub fn topk_activation<B: Backend>(hidden_pre: Tensor<B, 2>, k: usize, abs: bool) -> Tensor<B, 2> {
+    if crate::host::host_path_ok(&hidden_pre) {
+        return crate::host::topk_host(hidden_pre, k, abs);
+    }
+    topk_activation_device(hidden_pre, k, abs)
+}
+
+/// [`topk_activation`] with device ops only.
+pub(crate) fn topk_activation_device<B: Backend>(
+    hidden_pre: Tensor<B, 2>,
+    k: usize,
+    abs: bool,
+) -> Tensor<B, 2> {
     if abs {
         let mask = row_topk_mask(hidden_pre.clone().abs(), k);
         hidden_pre * mask.float()
@@ -297,8 +311,10 @@ impl<B: Backend> Sae<B> for TopKSae<B> {
         let (_, rescale, _) = self.params();
         let st = cached_state(&self.cache, self.cfg.base.normalize_activations);
         let norms = rescale.then(|| self.core.norms());
-        let out =
-            unscale(z, norms.as_ref()).matmul(self.core.w_dec.val()) + row(self.core.b_dec.val());
+        let z = unscale(z, norms.as_ref());
+        let w = self.core.w_dec.val();
+        let lin = crate::host::sparse_decode_host(&z, &w).unwrap_or_else(|| z.matmul(w));
+        let out = lin + row(self.core.b_dec.val());
         normalize_out(out, &st)
     }
     fn decoder_weights(&self) -> Tensor<B, 2> {
