@@ -3,6 +3,7 @@
 //! With no arguments it runs the quickstart on an embedded default; every
 //! command takes `--backend`, `--json` and `--quiet`.
 
+mod alloc_tuning;
 mod commands;
 
 use std::process::ExitCode;
@@ -69,6 +70,7 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
 }
 
 fn main() -> ExitCode {
+    alloc_tuning::keep_large_buffers();
     let cli = Cli::parse();
     let Some(backend) = cli.backend.or_else(BackendKind::default_compiled) else {
         eprintln!("error: no backend is compiled into this binary");
