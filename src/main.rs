@@ -69,9 +69,37 @@ fn parse_backend(s: &str) -> Result<BackendKind, String> {
     s.parse()
 }
 
+/// Sends the library's `log` records to stderr: warnings by default,
+/// `RUST_LOG` (e.g. `RUST_LOG=debug`, `RUST_LOG=synthsae_train=info`) to
+/// choose. Warnings and errors print as `warning: ...` / `error: ...` like
+/// the CLI's own errors; other levels name their module.
+fn init_logging() {
+    use std::io::Write;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format(|buf, record| match record.level() {
+            log::Level::Error => writeln!(buf, "error: {}", record.args()),
+            log::Level::Warn => writeln!(buf, "warning: {}", record.args()),
+            level => writeln!(
+                buf,
+                "{}: [{}] {}",
+                level.as_str().to_lowercase(),
+                record.target(),
+                record.args()
+            ),
+        })
+        .init();
+}
+
 fn main() -> ExitCode {
     alloc_tuning::keep_large_buffers();
+    init_logging();
     let cli = Cli::parse();
+    // `--backend` is global: a backend this binary lacks is a usage error on
+    // every command, including those that never touch a backend.
+    if let Some(kind) = cli.backend.filter(|k| !k.is_compiled()) {
+        eprintln!("error: {}", synthsae::backend::BackendUnavailable(kind));
+        return ExitCode::from(2);
+    }
     let Some(backend) = cli.backend.or_else(BackendKind::default_compiled) else {
         eprintln!("error: no backend is compiled into this binary");
         return ExitCode::from(2);

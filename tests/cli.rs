@@ -213,5 +213,14 @@ fn bad_input_is_one_readable_line_and_an_exit_code() {
     assert!(String::from_utf8_lossy(&huge.stderr).contains("--samples"));
     let out = synthsae(&["--backend", "tpu"]);
     assert_eq!(out.status.code(), Some(2));
+    // A known backend that this binary lacks is refused on every command,
+    // also on those that use no backend (`presets`).
+    if !cfg!(feature = "cuda") {
+        let out = synthsae(&["--backend", "cuda", "presets"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not compiled") && err.contains("cuda"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

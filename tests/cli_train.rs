@@ -120,3 +120,43 @@ fn train_runs_a_runner_config_and_resumes() {
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The library's warnings reach the terminal (the binary installs a
+/// logger), one line each; `RUST_LOG=error` silences them.
+#[test]
+fn library_warnings_are_printed_and_rust_log_filters_them() {
+    let dir = tmp("log");
+    let cfg = dir.join("runner_config.json");
+    std::fs::write(
+        &cfg,
+        serde_json::json!({
+            "synthetic_model": {"num_features": 16, "hidden_dim": 8, "seed": 1,
+                "firing_probability": {"generator_name": "constant", "probability": 0.1}},
+            "sae": {"architecture": "standard", "d_in": 8, "d_sae": 16},
+            "training_samples": 512, "batch_size": 256, "eval_samples": 256,
+            "autocast_sae": true,
+            "output_path": dir.join("out").to_str().unwrap(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = |rust_log: &str| {
+        Command::new(env!("CARGO_BIN_EXE_synthsae"))
+            .args(["train", "--config", cfg.to_str().unwrap(), "-q", "--json"])
+            .env("RUST_LOG", rust_log)
+            .output()
+            .expect("run synthsae")
+    };
+    let o = run("warn");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: autocast_sae / autocast_data are ignored")),
+        "{err}"
+    );
+    let o = run("error");
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("autocast"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

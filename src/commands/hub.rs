@@ -54,10 +54,12 @@ pub enum HubCommand {
     /// Examples:
     ///   synthsae hub download org/synthetic-models:bench16k
     ///   synthsae hub download org/my-saes:standard --kind sae --out saes/standard
+    #[command(verbatim_doc_comment)]
     Download(DownloadArgs),
     /// Uploads a model or SAE folder to a hub repository (created if needed).
     ///
     /// Needs a token (HF_TOKEN or `hf auth login`).
+    ///
     /// Example: synthsae hub upload models/bench16k me/synthetic-models --subfolder bench16k
     Upload(UploadArgs),
 }

@@ -24,6 +24,7 @@ pub enum ModelCommand {
     /// Examples:
     ///   synthsae model new --preset synthsaebench-16k --out models/bench16k
     ///   synthsae model new --config my_config.json --out models/mine --seed 7
+    #[command(verbatim_doc_comment)]
     New(NewArgs),
     /// Describes a saved model: sizes, firing, superposition, correlation,
     /// hierarchy, and the true L0 estimated from samples.
