@@ -219,7 +219,10 @@ fn bad_input_is_one_readable_line_and_an_exit_code() {
         let out = synthsae(&["--backend", "cuda", "presets"]);
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not compiled") && err.contains("cuda"), "{err}");
+        assert!(
+            err.contains("not compiled") && err.contains("cuda"),
+            "{err}"
+        );
         assert!(out.stdout.is_empty());
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -83,7 +83,9 @@ pub fn normalize_in<B: Backend>(
     match mode {
         NormalizeActivations::ConstantNormRescale => {
             let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt();
-            let coeff = norm.recip().mul_scalar((d as f64).sqrt());
+            // `sqrt(D) / norm` as a division, not `norm.recip()`: burn-ndarray's
+            // `recip` is a SIMD approximation (~5e-5 relative error).
+            let coeff = norm.ones_like().mul_scalar((d as f64).sqrt()) / norm;
             (x * coeff.clone(), NormState::Scale(coeff))
         }
         NormalizeActivations::LayerNorm => {

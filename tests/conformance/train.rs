@@ -1,0 +1,178 @@
+//! A short training run through the runner (`synthsae::train::run`: model
+//! built on the backend, trainer with Adam, firing statistics, the scaling
+//! factor estimate and fold, periodic and final evaluations, the output
+//! folder) on the backend under test and on the reference backend.
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use serde_json::json;
+use synthsae::sae::{AnySae, Sae};
+use synthsae::train::{build_model, run, Progress, RunObserver, RunnerConfig, RunnerResult};
+
+use super::{compare, compare_scalar, Report, Target, TempDir};
+
+/// Training steps of a run.
+const STEPS: u64 = 80;
+/// Rows per step.
+const BATCH: usize = 256;
+
+/// Records the loss of every step.
+#[derive(Default)]
+struct Losses(Vec<f64>);
+
+impl RunObserver for Losses {
+    fn on_progress(&mut self, p: &Progress) {
+        self.0.push(p.loss);
+    }
+}
+
+fn config(architecture: &str, output: &std::path::Path) -> RunnerConfig {
+    let sae = match architecture {
+        "standard" => json!({"architecture": "standard", "d_in": 32, "d_sae": 32,
+                             "l1_coefficient": 0.05,
+                             "normalize_activations": "expected_average_only_in"}),
+        "batchtopk" => json!({"architecture": "batchtopk", "d_in": 32, "d_sae": 64, "k": 4.0}),
+        other => panic!("no training case {other}"),
+    };
+    RunnerConfig::from_value(json!({
+        "synthetic_model": {
+            "num_features": 32, "hidden_dim": 32,
+            "firing_probability": {"probability": 0.12, "generator_name": "constant"},
+            "std_firing_magnitudes": 0.1, "mean_firing_magnitudes": 1.0,
+            "bias": 1.0, "seed": 42
+        },
+        "sae": sae,
+        "training_samples": STEPS * BATCH as u64,
+        "batch_size": BATCH,
+        "lr": 3e-3,
+        "eval_frequency": 40,
+        "eval_samples": 2048,
+        "log_every": 10,
+        "n_batches_for_norm_estimate": 4,
+        "dead_feature_window": 20,
+        "feature_sampling_window": 20,
+        "seed": 5,
+        "output_path": output.to_str().expect("UTF-8 temp path"),
+        "checkpoint_path": null,
+    }))
+    .expect("valid runner config")
+}
+
+fn train<X: Backend>(
+    architecture: &str,
+    output: &std::path::Path,
+    device: &X::Device,
+) -> (RunnerResult<Autodiff<X>>, Vec<f64>) {
+    let cfg = config(architecture, output);
+    let model = build_model::<X>(&cfg.synthetic_model, device).expect("model builds");
+    let mut losses = Losses::default();
+    let result = run::<Autodiff<X>>(cfg, &model, device, None, &mut losses).expect("training run");
+    (result, losses.0)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Trains `architecture` for [`STEPS`] steps on the backend under test and on
+/// the reference: every step's loss is finite, the loss decreases, the
+/// trajectory and the final evaluation match the reference's, and the output
+/// folder holds what was trained.
+pub fn short_run<B: Backend, R: Backend>(t: &Target<B>, architecture: &str) {
+    let mut report = Report::default();
+    let dir = TempDir::new(&format!("train-{}-{architecture}", t.name));
+    let (result, losses) = train::<B>(architecture, &dir.path().join("run"), &t.device);
+    let (reference, ref_losses) = train::<R>(
+        architecture,
+        &dir.path().join("reference"),
+        &Default::default(),
+    );
+    let what = |p: &str| format!("{} training {architecture}: {p}", t.name);
+
+    assert_eq!(losses.len() as u64, STEPS, "{}", what("steps"));
+    assert_eq!(result.n_training_samples, STEPS * BATCH as u64);
+    for (i, l) in losses.iter().enumerate() {
+        assert!(l.is_finite(), "{}", what(&format!("loss {l} at step {i}")));
+    }
+    let (first, last) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    assert!(
+        last < 0.8 * first,
+        "{}",
+        what(&format!(
+            "loss did not decrease: first 10 steps {first:.4}, last 10 {last:.4}"
+        ))
+    );
+    eprintln!(
+        "conformance[{}] train_{architecture}: loss {first:.4} (first 10 steps) -> {last:.4} (last 10)",
+        t.name
+    );
+
+    // Same data, same initialisation: the same trajectory up to rounding.
+    let got: Vec<f32> = losses.iter().map(|&l| l as f32).collect();
+    let want: Vec<f32> = ref_losses.iter().map(|&l| l as f32).collect();
+    report.add(
+        "loss trajectory",
+        compare(&what("loss trajectory"), &got, &want, t.tol.drift) as f64,
+    );
+    let (e, r) = (
+        result.final_eval.expect("final evaluation ran"),
+        reference
+            .final_eval
+            .expect("reference final evaluation ran"),
+    );
+    for ((k, a), (_, b)) in e.to_log_dict("").into_iter().zip(r.to_log_dict("")) {
+        report.add(
+            "final eval",
+            compare_scalar(&what(&format!("final eval {k}")), a, b, t.tol.drift as f64),
+        );
+    }
+    match (result.l0, reference.l0) {
+        (Some(a), Some(b)) => {
+            report.add("l0", compare_scalar(&what("l0"), a, b, t.tol.drift as f64))
+        }
+        (a, b) => assert_eq!(a.is_some(), b.is_some(), "{}", what("l0 presence")),
+    }
+    if architecture == "batchtopk" {
+        let th = result.sae.topk_threshold().expect("BatchTopK threshold");
+        assert!(
+            th.is_finite() && th > 0.0,
+            "{}",
+            what(&format!("threshold {th}"))
+        );
+        report.add(
+            "threshold",
+            compare_scalar(
+                &what("topk_threshold"),
+                th,
+                reference.sae.topk_threshold().expect("reference threshold"),
+                t.tol.drift as f64,
+            ),
+        );
+    }
+
+    // The output folder: what was saved is what the device holds.
+    let out = result.output_path.as_ref().expect("output folder");
+    for f in [
+        "cfg.json",
+        "sae_weights.safetensors",
+        "eval_stats.json",
+        "metrics.jsonl",
+        "runner_config.json",
+        "sparsity.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "{}", what(&format!("{f} missing")));
+    }
+    let saved = AnySae::<R>::load(out, &Default::default()).expect("load the trained SAE");
+    let trained = result.sae.to_inference_sae();
+    assert_eq!(saved.architecture(), trained.architecture());
+    for ((n, a), (_, b)) in saved.tensors().into_iter().zip(trained.tensors()) {
+        assert_eq!(
+            a,
+            b,
+            "{}",
+            what(&format!("saved {n} differs from the device's"))
+        );
+    }
+    assert_eq!(saved.d_sae(), trained.d_sae());
+    report.print(t.name, &format!("train_{architecture}"));
+}
