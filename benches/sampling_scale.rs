@@ -10,8 +10,10 @@
 //!
 //! Scale shape (hidden 768): a hierarchy of `max(1, N/128)` roots, branching 4,
 //! `max_depth` 3, mutual exclusion everywhere, compensated probabilities,
-//! children scaled by their parent; Zipfian firing (exponent 0.5, max 0.4,
-//! `min_prob = 5e-4 · 16384 / N`, so the mean L0 stays ≈ 35 as N grows);
+//! children scaled by their parent; Zipfian firing (exponent 0.5,
+//! `max_prob = min(0.4, 0.4·√(16384/N))`, `min_prob = 5e-4 · 16384 / N`: the
+//! SynthSAEBench-16k probabilities at N = 16384, and the same total firing
+//! mass, hence mean L0 ≈ 35, for every larger N);
 //! magnitudes mean 4.5, std 0.5; random unit feature vectors, bias norm 0.5.
 //! Orthogonalisation is skipped: sampling reads the feature vectors only
 //! through the gather-sum, whose cost does not depend on their values.
@@ -113,8 +115,13 @@ fn scale_generator(n: usize) -> ActivationGenerator {
         ..Default::default()
     };
     let h = generate_hierarchy(n, &hcfg, Some(45)).expect("hierarchy");
-    let min_prob = (5e-4 * 16384.0 / n as f64).min(0.2);
-    let base = zipfian_firing_probabilities(n, 0.5, 0.4, min_prob).expect("zipf");
+    // Zipf mass is ≈ N·min + max·√N: scaling min by 16384/N and max by
+    // √(16384/N) (capped at SynthSAEBench's 0.4) keeps it, and so the mean
+    // L0, at the SynthSAEBench-16k value for every N ≥ 16384.
+    let ratio = 16384.0 / n as f64;
+    let max_prob = (0.4 * ratio.sqrt()).min(0.4);
+    let min_prob = (5e-4 * ratio).min(0.2);
+    let base = zipfian_firing_probabilities(n, 0.5, max_prob, min_prob).expect("zipf");
     let (p, _, _) = h.compensate(&base).expect("compensation");
     ActivationGenerator::new(n, p, 0.5f32, 4.5f32)
         .expect("generator")

@@ -303,7 +303,7 @@ impl Bar {
 impl RunObserver for Bar {
     fn on_progress(&mut self, p: &Progress) {
         self.pb.set_position(p.step);
-        if p.step % 25 == 0 || p.step == p.total_steps {
+        if p.step.is_multiple_of(25) || p.step == p.total_steps {
             self.pb.set_message(format!(
                 "{:.0} samples/s, loss {:.4}, L0 {:.1}",
                 p.samples_per_second, p.loss, p.l0

@@ -25,7 +25,10 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::correlation::{CorrelationMatrix, LowRankCorrelation};
 use crate::error::{bad_shape, invalid, Result};
-use crate::kernels::{exceeds, lowrank_gaps, tail_bound, tail_exceeds, GAP_TILE};
+use crate::kernels::{
+    exceeds, lowrank_dot, lowrank_dots, lowrank_gaps, tail_bound, tail_exceeds, GAP_ROWS, GAP_SUB,
+    GAP_TILE,
+};
 use crate::modifier::ActivationModifier;
 use crate::rng::{block_rng, normal, SampleRng};
 use crate::sparse::SparseBatch;
@@ -36,8 +39,6 @@ const FEATURE_BLOCK: usize = 1024;
 const ROW_BLOCK: usize = 16;
 /// Entries handled by one task of magnitude drawing.
 const ENTRY_BLOCK: usize = 8192;
-/// Features sharing one thinning bound after their gaps are computed.
-const SUB_BLOCK: usize = 16;
 
 /// Stream-separation constants for the per-batch key.
 const MAGNITUDE_STREAM: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -232,7 +233,8 @@ struct LowRankPlan {
     rank: usize,
     /// Feature of each position (`u32::MAX`: padding), `[n_pad]`.
     order: Vec<u32>,
-    /// Factor columns in position order, `[R, n_pad]`.
+    /// Factor columns in position order, tile by tile: `[n_pad / GAP_TILE, R,
+    /// GAP_TILE]` (a tile's columns are contiguous for the gap kernel).
     ft: Vec<f32>,
     /// Factor rows in position order, `[n_pad, R]`.
     rows: Vec<f32>,
@@ -242,6 +244,10 @@ struct LowRankPlan {
     /// Per tile: `min τ/√d` and `max ‖F_i‖/√d_i` (Cauchy–Schwarz bound).
     tile_a: Vec<f64>,
     tile_c: Vec<f64>,
+    /// Per tile: the largest `‖ε‖` for which the Cauchy–Schwarz bound
+    /// predicts at most `CS_MAX_CANDIDATES` candidates (the bound loosens
+    /// as `‖ε‖` grows, so the choice is one comparison per row).
+    tile_cs_norm: Vec<f64>,
     /// Gated children in the gating's child order (`children[k]`): factor
     /// rows `[C, R]`, `τ` and `1/√d` `[C]` (empty without gating).
     child_rows: Vec<f32>,
@@ -284,7 +290,7 @@ impl LowRankPlan {
             let row = &factor[f * rank..(f + 1) * rank];
             rows[k * rank..(k + 1) * rank].copy_from_slice(row);
             for (r, &v) in row.iter().enumerate() {
-                ft[r * n_pad + k] = v;
+                ft[((k / GAP_TILE) * rank + r) * GAP_TILE + k % GAP_TILE] = v;
             }
             ptau[k] = tau[f];
             pinv[k] = inv_sqrt_diag[f];
@@ -307,6 +313,9 @@ impl LowRankPlan {
             tile_a.push(a);
             tile_c.push(c);
         }
+        let tile_cs_norm = (0..tile_a.len())
+            .map(|t| cs_norm_limit(tile_a[t], tile_c[t]))
+            .collect();
         Self {
             rank,
             order,
@@ -316,6 +325,7 @@ impl LowRankPlan {
             inv_s: pinv,
             tile_a,
             tile_c,
+            tile_cs_norm,
             child_rows,
             child_tau,
             child_inv_s,
@@ -667,9 +677,12 @@ impl ActivationGenerator {
                             .iter()
                             .map(|&f| (f, 0.0f32)),
                     );
-                    self.expand_row(gating, &mut row, &mut rng, |k, rng| {
-                        unit_uniform(rng) < p[gating.children[k] as usize] as f64
-                    });
+                    self.expand_row(
+                        gating,
+                        &mut row,
+                        &mut rng,
+                        &mut IndependentChildren { p, gating },
+                    );
                     part.push_row(&row);
                 }
                 part
@@ -707,7 +720,7 @@ impl ActivationGenerator {
         gating: &Gating,
         row: &mut Vec<(u32, f32)>,
         rng: &mut SampleRng,
-        mut fires: impl FnMut(usize, &mut SampleRng) -> bool,
+        law: &mut impl ChildLaw,
     ) {
         for e in row.iter_mut() {
             e.1 = self.magnitude(e.0, rng);
@@ -724,10 +737,14 @@ impl ActivationGenerator {
                 gating.child_offsets[f as usize] as usize,
                 gating.child_offsets[f as usize + 1] as usize,
             );
+            if c0 == c1 {
+                continue;
+            }
+            law.prepare(c0, c1);
             if gating.exclusive.get(f as usize).copied().unwrap_or(false) {
                 let (mut count, mut winner) = (0u32, (0u32, 0.0f32));
                 for k in c0..c1 {
-                    if fires(k, rng) {
+                    if law.fires(k, rng) {
                         let c = gating.children[k];
                         let m = self.magnitude(c, rng);
                         if m > 0.0 {
@@ -743,7 +760,7 @@ impl ActivationGenerator {
                 }
             } else {
                 for k in c0..c1 {
-                    if fires(k, rng) {
+                    if law.fires(k, rng) {
                         let c = gating.children[k];
                         let m = self.magnitude(c, rng);
                         if m > 0.0 {
@@ -761,42 +778,18 @@ impl ActivationGenerator {
         let tau = self.thresholds.as_deref().unwrap_or(&[]);
         let parts: Vec<RowsPart> = (0..batch_size.div_ceil(ROW_BLOCK))
             .into_par_iter()
-            .map(|blk| {
+            .map_init(ThinScratch::default, |scratch, blk| {
                 let mut rng = block_rng(key, blk as u64);
                 let rows = ((blk + 1) * ROW_BLOCK).min(batch_size) - blk * ROW_BLOCK;
-                let mut counts = Vec::with_capacity(rows);
-                let mut idx = Vec::new();
-                let mut z: Vec<f32> = Vec::new();
-                let mut eps: Vec<f32> = Vec::new();
-                let mut vals: Vec<f32> = Vec::new();
-                let mut row: Vec<(u32, f32)> = Vec::new();
-                for _ in 0..rows {
-                    let before = idx.len();
-                    match (&self.copula, &self.plan) {
-                        (Copula::LowRank { .. }, Some(plan)) => {
-                            eps.clear();
-                            eps.extend((0..plan.rank).map(|_| normal(&mut rng)));
-                            thin_low_rank_row(plan, &eps, &mut rng, &mut idx);
-                            if let Some(g) = &self.gating {
-                                let rank = plan.rank;
-                                row.clear();
-                                row.extend(idx.drain(before..).map(|f| (f, 0.0f32)));
-                                // Children conditional on the same ε (given ε
-                                // the features are independent).
-                                self.expand_row(g, &mut row, &mut rng, |k, rng| {
-                                    let zc =
-                                        dot_lanes(&plan.child_rows[k * rank..(k + 1) * rank], &eps);
-                                    let t = (plan.child_tau[k] - zc) * plan.child_inv_s[k];
-                                    exceeds(t, rng.next_u32())
-                                });
-                                idx.extend(row.iter().map(|e| e.0));
-                                vals.extend(row.iter().map(|e| e.1));
-                            } else {
-                                idx[before..].sort_unstable();
-                            }
-                        }
-                        (Copula::Dense { cholesky }, _) => {
-                            z.resize(n, 0.0);
+                let mut part = RowsPart::default();
+                match (&self.copula, &self.plan) {
+                    (Copula::LowRank { .. }, Some(plan)) => {
+                        self.fire_low_rank_rows(plan, rows, &mut rng, scratch, &mut part)
+                    }
+                    (Copula::Dense { cholesky }, _) => {
+                        let mut z = vec![0.0f32; n];
+                        for _ in 0..rows {
+                            let before = part.idx.len();
                             for e in z.iter_mut() {
                                 *e = normal(&mut rng);
                             }
@@ -804,18 +797,62 @@ impl ActivationGenerator {
                                 let row = &cholesky[j * n..j * n + j + 1];
                                 let zj: f32 = row.iter().zip(&z[..=j]).map(|(l, e)| l * e).sum();
                                 if zj > tau[j] {
-                                    idx.push(j as u32);
+                                    part.idx.push(j as u32);
                                 }
                             }
+                            part.counts.push(part.idx.len() - before);
                         }
-                        _ => unreachable!("fire_copula needs a correlation"),
                     }
-                    counts.push(idx.len() - before);
+                    _ => unreachable!("fire_copula needs a correlation"),
                 }
-                RowsPart { counts, idx, vals }
+                part
             })
             .collect();
         assemble_parts(n, batch_size, parts)
+    }
+
+    /// `rows` rows of a low-rank copula: every row's `ε` first, then the
+    /// parent-free features of all rows by thinning ([`thin_low_rank_rows`]),
+    /// then (with a gating hierarchy) each row's magnitudes and children
+    /// conditional on its `ε`.
+    fn fire_low_rank_rows(
+        &self,
+        plan: &LowRankPlan,
+        rows: usize,
+        rng: &mut SampleRng,
+        scratch: &mut ThinScratch,
+        part: &mut RowsPart,
+    ) {
+        let rank = plan.rank;
+        let eps: Vec<f32> = (0..rows * rank).map(|_| normal(rng)).collect();
+        thin_low_rank_rows(plan, &eps, rng, scratch);
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        let mut children = CopulaChildren {
+            plan,
+            eps: Vec::with_capacity(rank),
+            first: 0,
+            gaps: Vec::new(),
+        };
+        for (r, fired) in scratch.fired[..rows].iter_mut().enumerate() {
+            let e = &eps[r * rank..(r + 1) * rank];
+            match &self.gating {
+                Some(g) => {
+                    row.clear();
+                    row.extend(fired.iter().map(|&f| (f, 0.0f32)));
+                    // Children conditional on the same ε (given ε the
+                    // features are independent).
+                    children.eps.clear();
+                    children.eps.extend_from_slice(e);
+                    self.expand_row(g, &mut row, rng, &mut children);
+                    part.push_row(&row);
+                }
+                None => {
+                    fired.sort_unstable();
+                    part.counts.push(fired.len());
+                    part.idx.extend_from_slice(fired);
+                }
+            }
+        }
     }
 
     fn draw_magnitudes(&self, batch: &mut SparseBatch, key: u64) {
@@ -911,6 +948,61 @@ impl ActivationGenerator {
     }
 }
 
+/// How the children of an active parent fire in a gated sampler
+/// ([`ActivationGenerator::expand_row`]); `k` indexes `Gating::children`.
+trait ChildLaw {
+    /// Called once before the child slots `c0..c1` of one active parent
+    /// are decided (a chance to compute their laws together).
+    fn prepare(&mut self, _c0: usize, _c1: usize) {}
+    /// Whether child slot `k` fires.
+    fn fires(&mut self, k: usize, rng: &mut SampleRng) -> bool;
+}
+
+/// Independent firing: one Bernoulli(`p_c`) per child.
+struct IndependentChildren<'a> {
+    p: &'a [f32],
+    gating: &'a Gating,
+}
+
+impl ChildLaw for IndependentChildren<'_> {
+    fn fires(&mut self, k: usize, rng: &mut SampleRng) -> bool {
+        unit_uniform(rng) < self.p[self.gating.children[k] as usize] as f64
+    }
+}
+
+/// Low-rank copula: given the row's `ε`, child `c` fires iff `η > t_c`,
+/// `t_c = (τ_c − F_c·ε)/√d_c`; the gaps of a parent's children are computed
+/// together in [`ChildLaw::prepare`] (independent dot products, so their
+/// latencies overlap).
+struct CopulaChildren<'a> {
+    plan: &'a LowRankPlan,
+    /// The row's `ε` `[R]`.
+    eps: Vec<f32>,
+    /// Slot of `gaps[0]`.
+    first: usize,
+    gaps: Vec<f32>,
+}
+
+impl ChildLaw for CopulaChildren<'_> {
+    fn prepare(&mut self, c0: usize, c1: usize) {
+        let (plan, rank) = (self.plan, self.plan.rank);
+        self.first = c0;
+        self.gaps.resize(c1 - c0, 0.0);
+        lowrank_dots(
+            &plan.child_rows[c0 * rank..c1 * rank],
+            &self.eps,
+            &mut self.gaps,
+        );
+        for (k, g) in (c0..c1).zip(self.gaps.iter_mut()) {
+            *g = (plan.child_tau[k] - *g) * plan.child_inv_s[k];
+        }
+    }
+
+    fn fires(&mut self, k: usize, rng: &mut SampleRng) -> bool {
+        exceeds(self.gaps[k - self.first], rng.next_u32())
+    }
+}
+
 /// Rows drawn by one task: entries per row, indices and (when the task drew
 /// them) values.
 #[derive(Default)]
@@ -950,8 +1042,7 @@ fn assemble_parts(n: usize, batch_size: usize, parts: Vec<RowsPart>) -> SparseBa
     SparseBatch::from_parts_unchecked(n, row_offsets, indices, values)
 }
 
-/// `Σ_r a_r b_r`, accumulated from 0 in order (the same operations as the
-/// tile kernel, so a feature's gap is the same on both thinning paths).
+/// `Σ_r a_r b_r`, accumulated from 0 in order (the dense reference path).
 #[inline]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = 0.0f32;
@@ -959,25 +1050,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         acc += y * x;
     }
     acc
-}
-
-/// `Σ_r a_r b_r` in eight interleaved partial sums (a short dependency
-/// chain; the summation order is fixed, so results are reproducible).
-#[inline]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for ((a, &xk), &yk) in acc.iter_mut().zip(x).zip(y) {
-            *a += xk * yk;
-        }
-    }
-    let mut tail = 0.0f32;
-    for (&x, &y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// A uniform in `[0, 1)` with 53 random bits.
@@ -1042,52 +1114,210 @@ fn walk(
     }
 }
 
-/// Firing of the parent-free features of a low-rank copula in one row,
-/// given `ε`, by thinning (proof: `docs/sampling.md`). Feature `i` fires
-/// w.p. `p_i = Φ̄(t_i)`, `t_i = (τ_i − F_i·ε)/√d_i`. Per tile, when the
-/// Cauchy–Schwarz bound `t_i ≥ min τ/√d − ‖ε‖ · max ‖F‖/√d` already makes
-/// candidates rare, candidates are drawn at that bound and only they get a
-/// dot product; otherwise the tile's gaps are computed (one register-tiled
-/// pass) and candidates are drawn at each 16-feature sub-block's bound.
-/// A candidate at bound `p̄` fires w.p. `p_i / p̄`. Appends the fired
-/// features (in plan order) to `out`.
-fn thin_low_rank_row(plan: &LowRankPlan, eps: &[f32], rng: &mut SampleRng, out: &mut Vec<u32>) {
+/// The Cauchy–Schwarz candidate bound `(h, p̄)` of `tile` for a row with
+/// `‖ε‖ ≤ norm`: `t_i ≥ a − ‖ε‖ c − 10⁻⁴ (1 + ‖ε‖)` (the margin covers the
+/// f32 rounding of the gaps).
+fn cs_bound(plan: &LowRankPlan, tile: usize, norm: f64) -> (f64, f64) {
+    tail_bound(plan.tile_a[tile] - norm * plan.tile_c[tile] - 1e-4 * (1.0 + norm))
+}
+
+/// Whether the Cauchy–Schwarz bound of a tile `(a, c)` at `‖ε‖ = norm`
+/// predicts at most `CS_MAX_CANDIDATES` candidates.
+fn cs_pays(a: f64, c: f64, norm: f64) -> bool {
+    let (h, _) = tail_bound(a - norm * c - 1e-4 * (1.0 + norm));
+    h * GAP_TILE as f64 <= CS_MAX_CANDIDATES
+}
+
+/// The largest `‖ε‖` (to 10⁻⁹) for which [`cs_pays`] holds (it holds on an
+/// interval `[0, limit]`: the bound only loosens as `‖ε‖` grows); `-1`
+/// when it never does.
+fn cs_norm_limit(a: f64, c: f64) -> f64 {
+    if !cs_pays(a, c, 0.0) {
+        return -1.0;
+    }
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    while cs_pays(a, c, hi) {
+        lo = hi;
+        hi *= 2.0;
+        if hi > 1e6 {
+            return f64::INFINITY;
+        }
+    }
+    while hi - lo > 1e-9 {
+        let mid = 0.5 * (lo + hi);
+        if cs_pays(a, c, mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Reusable buffers of [`thin_low_rank_rows`], one entry per row.
+#[derive(Default)]
+struct ThinScratch {
+    /// The segments of positions sharing one candidate bound.
+    segments: Vec<Vec<Segment>>,
+    /// The gaps of exact-gap tiles, `[rows rounded up to GAP_ROWS, n_pad]`
+    /// (other tiles: stale).
+    gaps: Vec<f32>,
+    /// The fired features, in plan order.
+    fired: Vec<Vec<u32>>,
+    /// `ε` of the rows `[rows rounded up to GAP_ROWS, R]` (zero-padded).
+    eps: Vec<f32>,
+}
+
+impl ThinScratch {
+    fn reset(&mut self, rows: usize, n_pad: usize) {
+        self.segments.resize_with(rows, Vec::new);
+        self.fired.resize_with(rows, Vec::new);
+        for r in 0..rows {
+            self.segments[r].clear();
+            self.fired[r].clear();
+        }
+        self.gaps
+            .resize(rows.div_ceil(GAP_ROWS) * GAP_ROWS * n_pad, 0.0);
+    }
+}
+
+/// Consecutive plan positions whose candidates are drawn at one bound.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    /// First plan position.
+    start: u32,
+    /// Number of positions.
+    len: u32,
+    /// Whether the gaps are in `ThinScratch::gaps` (else the candidate's gap
+    /// is computed when it is drawn: Cauchy–Schwarz tile).
+    exact: bool,
+    /// Hazard per position and the candidate probability `1 − e^{−h}`.
+    h: f64,
+    pbar: f64,
+}
+
+/// Firing of the parent-free features of a low-rank copula in a block of
+/// rows (`eps`: `[rows, R]`), given their `ε`, by thinning (proof:
+/// `docs/sampling.md`). Feature `i` fires w.p. `p_i = Φ̄(t_i)`,
+/// `t_i = (τ_i − F_i·ε)/√d_i`.
+///
+/// Tile by tile (`GAP_TILE` features), for each group of `GAP_ROWS` rows:
+/// when, for every row of the group, the Cauchy–Schwarz bound
+/// `t_i ≥ min τ/√d − ‖ε‖ · max ‖F‖/√d` already makes candidates rare, the
+/// tile is one segment at that bound and only candidates get a dot product;
+/// otherwise the group's gaps are computed in one pass ([`lowrank_gaps`];
+/// the tile's factor columns stay in cache across the groups) and each
+/// `GAP_SUB`-feature sub-block is a segment at the bound of its smallest
+/// gap. Then each row spends exponential budgets along its segments (one
+/// subtraction per candidate-free segment); a candidate at bound `p̄` fires
+/// w.p. `p_i / p̄`. Leaves the fired features (in plan order) in
+/// `scratch.fired[..rows]`.
+fn thin_low_rank_rows(
+    plan: &LowRankPlan,
+    eps: &[f32],
+    rng: &mut SampleRng,
+    scratch: &mut ThinScratch,
+) {
     let rank = plan.rank;
+    let rows = eps.len() / rank;
+    let groups = rows.div_ceil(GAP_ROWS);
     let n_pad = plan.order.len();
-    // ‖ε‖, rounded up, and a margin for the f32 rounding of the computed gaps.
-    let norm = eps.iter().map(|&e| e as f64 * e as f64).sum::<f64>().sqrt() * (1.0 + 1e-6);
-    let mut e = exp1(rng);
-    let mut gaps = [0.0f32; GAP_TILE];
+    scratch.reset(rows, n_pad);
+    scratch.eps.clear();
+    scratch.eps.extend_from_slice(eps);
+    scratch.eps.resize(groups * GAP_ROWS * rank, 0.0);
+    let ThinScratch {
+        segments,
+        gaps: row_gaps,
+        fired,
+        eps: eps_rows,
+    } = scratch;
+    // ‖ε‖ per row, rounded up, and a margin for the f32 rounding of the gaps.
+    let norms: Vec<f64> = eps_rows
+        .chunks_exact(rank)
+        .map(|e| e.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() * (1.0 + 1e-6))
+        .collect();
+    let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
     for tile in 0..n_pad / GAP_TILE {
         let base = tile * GAP_TILE;
-        let lo = plan.tile_a[tile] - norm * plan.tile_c[tile] - 1e-4 * (1.0 + norm);
-        let (h, pbar) = tail_bound(lo);
-        if h * GAP_TILE as f64 <= CS_MAX_CANDIDATES {
-            walk(&mut e, h, GAP_TILE, rng, |k, rng| {
-                let i = base + k;
-                let t =
-                    (plan.tau[i] - dot(&plan.rows[i * rank..(i + 1) * rank], eps)) * plan.inv_s[i];
-                if tail_exceeds(t, unit_uniform(rng) * pbar) {
-                    out.push(plan.order[i]);
+        for grp in 0..groups {
+            let (r0, r1) = (grp * GAP_ROWS, ((grp + 1) * GAP_ROWS).min(rows));
+            if norms[r0..r1].iter().all(|&n| n <= plan.tile_cs_norm[tile]) {
+                for (r, &nrm) in norms.iter().enumerate().take(r1).skip(r0) {
+                    let (h, pbar) = cs_bound(plan, tile, nrm);
+                    segments[r].push(Segment {
+                        start: base as u32,
+                        len: GAP_TILE as u32,
+                        exact: false,
+                        h,
+                        pbar,
+                    });
                 }
-            });
-            continue;
+                continue;
+            }
+            lowrank_gaps(
+                &mut row_gaps[r0 * n_pad + base..],
+                n_pad,
+                &mut mins,
+                &eps_rows[r0 * rank..(r0 + GAP_ROWS) * rank],
+                rank,
+                &plan.ft[base * rank..(base + GAP_TILE) * rank],
+                GAP_TILE,
+                plan.tau[base..base + GAP_TILE].try_into().expect("tile"),
+                plan.inv_s[base..base + GAP_TILE].try_into().expect("tile"),
+            );
+            for r in r0..r1 {
+                for (j, &lo) in mins[r - r0].iter().enumerate() {
+                    let (h, pbar) = tail_bound(lo as f64);
+                    segments[r].push(Segment {
+                        start: (base + j * GAP_SUB) as u32,
+                        len: GAP_SUB as u32,
+                        exact: true,
+                        h,
+                        pbar,
+                    });
+                }
+            }
         }
-        lowrank_gaps(
-            &mut gaps,
-            eps,
-            &plan.ft[base..],
-            n_pad,
-            plan.tau[base..base + GAP_TILE].try_into().expect("tile"),
-            plan.inv_s[base..base + GAP_TILE].try_into().expect("tile"),
-        );
-        for sub in 0..GAP_TILE / SUB_BLOCK {
-            let g = &gaps[sub * SUB_BLOCK..(sub + 1) * SUB_BLOCK];
-            let lo = g.iter().copied().fold(f32::INFINITY, f32::min);
-            let (h, pbar) = tail_bound(lo as f64);
-            walk(&mut e, h, SUB_BLOCK, rng, |k, rng| {
-                if tail_exceeds(g[k], unit_uniform(rng) * pbar) {
-                    out.push(plan.order[base + sub * SUB_BLOCK + k]);
+    }
+    walk_segments(plan, rows, eps_rows, segments, row_gaps, fired, rng);
+}
+
+#[inline(never)]
+/// Phase two of [`thin_low_rank_rows`]: each row spends exponential budgets
+/// along its segments and accepts candidates.
+fn walk_segments(
+    plan: &LowRankPlan,
+    rows: usize,
+    eps_rows: &[f32],
+    segments: &[Vec<Segment>],
+    row_gaps: &[f32],
+    fired: &mut [Vec<u32>],
+    rng: &mut SampleRng,
+) {
+    let (rank, n_pad) = (plan.rank, plan.order.len());
+    for r in 0..rows {
+        let e_row = &eps_rows[r * rank..(r + 1) * rank];
+        let (gaps, fired) = (&row_gaps[r * n_pad..(r + 1) * n_pad], &mut fired[r]);
+        let mut e = exp1(rng);
+        for seg in &segments[r] {
+            // Candidate-free segment: the common case, one subtraction.
+            let total = seg.len as f64 * seg.h;
+            if e >= total {
+                e -= total;
+                continue;
+            }
+            let start = seg.start as usize;
+            walk(&mut e, seg.h, seg.len as usize, rng, |k, rng| {
+                let i = start + k;
+                let t = if seg.exact {
+                    gaps[i]
+                } else {
+                    (plan.tau[i] - lowrank_dot(&plan.rows[i * rank..(i + 1) * rank], e_row))
+                        * plan.inv_s[i]
+                };
+                if tail_exceeds(t, unit_uniform(rng) * seg.pbar) {
+                    fired.push(plan.order[i]);
                 }
             });
         }

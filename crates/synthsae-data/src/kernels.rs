@@ -2,8 +2,9 @@
 //!
 //! Compiled for several instruction sets and chosen at run time
 //! (`multiversion`), so a portable binary still uses AVX-512 / AVX2 where the
-//! CPU has them. No fused multiply-add is used, so results are identical on
-//! every target.
+//! CPU has them. Results are identical on every target: the gather-sum uses
+//! no fused multiply-add, and the copula's gaps use IEEE `fma` (`mul_add`,
+//! computed in software where the CPU lacks it) in a fixed order.
 
 use std::sync::LazyLock;
 
@@ -141,40 +142,218 @@ pub(crate) fn exceeds(t: f32, u: u32) -> bool {
 
 /// Features whose standardised gaps one call of [`lowrank_gaps`] computes.
 pub(crate) const GAP_TILE: usize = 64;
+/// Rows whose gaps one call of [`lowrank_gaps`] computes (each factor column
+/// loaded once serves all of them: 16 AVX-512 accumulators).
+pub(crate) const GAP_ROWS: usize = 4;
+/// Features sharing one thinning bound: [`lowrank_gaps`] returns the
+/// minimum gap of each run of `GAP_SUB` features.
+pub(crate) const GAP_SUB: usize = 16;
 
-/// Standardised gaps of one tile of `GAP_TILE` features of a low-rank copula:
-/// `t_k = (tau_k − Σ_r eps_r · ft[r · stride + k]) · inv_s_k`.
+/// `Σ_r eps_r · f_r` accumulated from 0 in rank order with fused
+/// multiply-adds: the same operations, in the same order, as one lane of
+/// [`lowrank_gaps`], so a feature's gap is the same number on every path.
+/// (`mul_add` is IEEE fma: targets without the instruction compute it in
+/// software, with the same result.)
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub(crate) fn lowrank_dot(f: &[f32], eps: &[f32]) -> f32 {
+    let mut acc = 0.0f32;
+    for (&x, &e) in f.iter().zip(eps) {
+        acc = e.mul_add(x, acc);
+    }
+    acc
+}
+
+/// `out[j] = lowrank_dot(rows[j·R..(j+1)·R], eps)` for each row of `rows`
+/// (`[out.len(), R]`), four at a time so that the dependency chains of the
+/// multiply-adds overlap; bit for bit [`lowrank_dot`].
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], out: &mut [f32]) {
+    let rank = eps.len();
+    let mut chunks = out.chunks_mut(4);
+    let mut j0 = 0;
+    for o in chunks.by_ref() {
+        let m = o.len();
+        let mut acc = [0.0f32; 4];
+        for (r, &e) in eps.iter().enumerate() {
+            for (q, a) in acc.iter_mut().enumerate().take(m) {
+                *a = e.mul_add(rows[(j0 + q) * rank + r], *a);
+            }
+        }
+        o.copy_from_slice(&acc[..m]);
+        j0 += m;
+    }
+}
+
+/// Standardised gaps of one tile of `GAP_TILE` features for `GAP_ROWS` rows
+/// of a low-rank copula: `out[g][k] = (tau_k − Σ_r eps[g][r] · ft[r · stride + k]) · inv_s_k`,
+/// and `mins[g][j]` = the smallest gap of features `j·GAP_SUB..(j+1)·GAP_SUB`.
 ///
+/// * `eps`: `[GAP_ROWS, rank]` row-major shared factors of the rows;
 /// * `ft`: the factor columns of the tile, `ft[r * stride + k]` for rank `r`
 ///   (so `ft` starts at the tile's first column of a `[R, stride]` array);
 /// * `tau`, `inv_s`: `[GAP_TILE]` thresholds and `1/√d`.
 ///
-/// `z` is accumulated in registers from 0 in rank order (mul, then add), the
-/// same operations as `z = 0; z += eps_r · F_r` per rank, bit for bit.
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
+/// The dot products accumulate from 0 in rank order with fused
+/// multiply-adds, bit for bit as [`lowrank_dot`]. Gaps are never NaN for
+/// finite `eps` (padding has `tau = +∞`), so the minima use plain `<`.
+///
+/// On x86-64 CPUs with AVX-512 this runs a hand-written kernel (the
+/// 16 accumulators stay in registers, which the auto-vectorised loop does
+/// not achieve: 4× slower); elsewhere the portable loop.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn lowrank_gaps(
-    out: &mut [f32; GAP_TILE],
+    out: &mut [f32],
+    out_stride: usize,
+    mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
     eps: &[f32],
+    rank: usize,
     ft: &[f32],
     stride: usize,
     tau: &[f32; GAP_TILE],
     inv_s: &[f32; GAP_TILE],
 ) {
-    let mut acc = [0.0f32; GAP_TILE];
-    for (r, &e) in eps.iter().enumerate() {
+    let eps = &eps[..GAP_ROWS * rank];
+    // Every row's output lies inside `out`.
+    let out = &mut out[..(GAP_ROWS - 1) * out_stride + GAP_TILE];
+    if rank > 0 {
+        // Every column read below lies inside `ft`.
+        let _ = &ft[..(rank - 1) * stride + GAP_TILE];
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked above), `eps` holds
+            // `GAP_ROWS * rank` values, `ft` every column
+            // `r * stride .. r * stride + GAP_TILE` for `r < rank` and `out`
+            // every row `g * out_stride .. g * out_stride + GAP_TILE` (all
+            // checked above); all loads and stores are unaligned accesses
+            // inside them.
+            unsafe {
+                x86::lowrank_gaps_avx512(out, out_stride, mins, eps, rank, ft, stride, tau, inv_s)
+            };
+            return;
+        }
+    }
+    lowrank_gaps_portable(out, out_stride, mins, eps, rank, ft, stride, tau, inv_s)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{GAP_ROWS, GAP_SUB, GAP_TILE};
+    use std::arch::x86_64::*;
+
+    // The kernel holds a tile as four 16-lane vectors, one per sub-block.
+    const _: () = assert!(GAP_TILE == 64 && GAP_SUB == 16);
+
+    /// The AVX-512 body of [`super::lowrank_gaps`]: per rank, four 16-lane
+    /// column loads and one broadcast per row feed 16 fused multiply-adds
+    /// (the same operation per lane as the portable kernel).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `eps.len() >= GAP_ROWS * rank`,
+    /// `ft.len() >= (rank - 1) * stride + GAP_TILE` when `rank > 0`, and
+    /// `out.len() >= (GAP_ROWS - 1) * out_stride + GAP_TILE`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn lowrank_gaps_avx512(
+        out: &mut [f32],
+        out_stride: usize,
+        mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
+        eps: &[f32],
+        rank: usize,
+        ft: &[f32],
+        stride: usize,
+        tau: &[f32; GAP_TILE],
+        inv_s: &[f32; GAP_TILE],
+    ) {
+        let z = _mm512_setzero_ps();
+        let mut acc = [[z; 4]; GAP_ROWS];
+        let (ep, fp) = (eps.as_ptr(), ft.as_ptr());
+        for r in 0..rank {
+            let col = fp.add(r * stride);
+            let c = [
+                _mm512_loadu_ps(col),
+                _mm512_loadu_ps(col.add(16)),
+                _mm512_loadu_ps(col.add(32)),
+                _mm512_loadu_ps(col.add(48)),
+            ];
+            for (g, a) in acc.iter_mut().enumerate() {
+                let e = _mm512_set1_ps(*ep.add(g * rank + r));
+                for (a, &c) in a.iter_mut().zip(&c) {
+                    *a = _mm512_fmadd_ps(e, c, *a);
+                }
+            }
+        }
+        for g in 0..GAP_ROWS {
+            for j in 0..4 {
+                let t = _mm512_loadu_ps(tau.as_ptr().add(16 * j));
+                let is = _mm512_loadu_ps(inv_s.as_ptr().add(16 * j));
+                let gap = _mm512_mul_ps(_mm512_sub_ps(t, acc[g][j]), is);
+                _mm512_storeu_ps(out.as_mut_ptr().add(g * out_stride + 16 * j), gap);
+                mins[g][j] = _mm512_reduce_min_ps(gap);
+            }
+        }
+    }
+}
+
+/// [`lowrank_gaps`] for any target (auto-vectorised; bit for bit the same).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+#[allow(clippy::too_many_arguments)]
+fn lowrank_gaps_portable(
+    out: &mut [f32],
+    out_stride: usize,
+    mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
+    eps: &[f32],
+    rank: usize,
+    ft: &[f32],
+    stride: usize,
+    tau: &[f32; GAP_TILE],
+    inv_s: &[f32; GAP_TILE],
+) {
+    let mut acc = [[0.0f32; GAP_TILE]; GAP_ROWS];
+    let eps = &eps[..GAP_ROWS * rank];
+    for r in 0..rank {
         let col: &[f32; GAP_TILE] = ft[r * stride..r * stride + GAP_TILE]
             .try_into()
             .expect("tile");
-        for (a, &c) in acc.iter_mut().zip(col) {
-            *a += e * c;
+        let e: [f32; GAP_ROWS] = std::array::from_fn(|g| eps[g * rank + r]);
+        for (a, &e) in acc.iter_mut().zip(&e) {
+            for (a, &c) in a.iter_mut().zip(col) {
+                *a = e.mul_add(c, *a);
+            }
         }
     }
-    for (((o, &a), &t), &is) in out.iter_mut().zip(&acc).zip(tau).zip(inv_s) {
-        *o = (t - a) * is;
+    for (g, (a, m)) in acc.iter().zip(mins.iter_mut()).enumerate() {
+        let o = &mut out[g * out_stride..g * out_stride + GAP_TILE];
+        for (((o, &a), &t), &is) in o.iter_mut().zip(a).zip(tau).zip(inv_s) {
+            *o = (t - a) * is;
+        }
+        for (m, sub) in m.iter_mut().zip(o.chunks_exact(GAP_SUB)) {
+            // Pairwise tree of elementwise minima (vectorises).
+            let mut v: [f32; GAP_SUB] = sub.try_into().expect("sub-block");
+            let mut w = GAP_SUB / 2;
+            while w > 0 {
+                for i in 0..w {
+                    if v[i + w] < v[i] {
+                        v[i] = v[i + w];
+                    }
+                }
+                w /= 2;
+            }
+            *m = v[0];
+        }
     }
 }
 
@@ -291,22 +470,68 @@ mod tests {
     }
 
     #[test]
-    fn lowrank_gaps_match_axpy() {
+    fn lowrank_gaps_match_the_scalar_dot_bitwise() {
         let (r, stride) = (5, 70);
         let ft: Vec<f32> = (0..r * stride)
             .map(|i| ((i * 13 % 29) as f32 - 14.0) / 30.0)
             .collect();
-        let eps = [0.3f32, -1.2, 0.7, 2.0, -0.1];
-        let tau: [f32; GAP_TILE] = std::array::from_fn(|k| k as f32 * 0.05);
+        let eps: Vec<f32> = (0..GAP_ROWS * r)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let mut tau: [f32; GAP_TILE] = std::array::from_fn(|k| k as f32 * 0.05);
+        tau[GAP_TILE - 1] = f32::INFINITY;
         let inv_s: [f32; GAP_TILE] = std::array::from_fn(|k| 1.0 + k as f32 * 0.01);
-        let mut got = [0.0f32; GAP_TILE];
-        lowrank_gaps(&mut got, &eps, &ft[3..], stride, &tau, &inv_s);
-        let mut z = vec![0.0f32; GAP_TILE];
-        for (k, &e) in eps.iter().enumerate() {
-            axpy(&mut z, e, &ft[k * stride + 3..k * stride + 3 + GAP_TILE]);
+        let out_stride = GAP_TILE + 5;
+        let mut flat = vec![0.0f32; GAP_ROWS * out_stride];
+        let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
+        for portable in [false, true] {
+            let run = if portable {
+                lowrank_gaps_portable
+            } else {
+                lowrank_gaps
+            };
+            run(
+                &mut flat,
+                out_stride,
+                &mut mins,
+                &eps,
+                r,
+                &ft[3..],
+                stride,
+                &tau,
+                &inv_s,
+            );
+            let got: Vec<&[f32]> = (0..GAP_ROWS)
+                .map(|g| &flat[g * out_stride..g * out_stride + GAP_TILE])
+                .collect();
+            for g in 0..GAP_ROWS {
+                for k in 0..GAP_TILE {
+                    let f: Vec<f32> = (0..r).map(|q| ft[q * stride + 3 + k]).collect();
+                    let want = (tau[k] - lowrank_dot(&f, &eps[g * r..(g + 1) * r])) * inv_s[k];
+                    assert_eq!(got[g][k].to_bits(), want.to_bits(), "row {g} feature {k}");
+                }
+                for (j, m) in mins[g].iter().enumerate() {
+                    let want = got[g][j * GAP_SUB..(j + 1) * GAP_SUB]
+                        .iter()
+                        .copied()
+                        .fold(f32::INFINITY, f32::min);
+                    assert_eq!(*m, want);
+                }
+            }
+            assert_eq!(got[0][GAP_TILE - 1], f32::INFINITY);
         }
-        standardized_gap(&mut z, &tau, &inv_s);
-        assert_eq!(&got[..], &z[..]);
+        // The dots of several rows at once are the same numbers.
+        let rows: Vec<f32> = (0..7 * r)
+            .map(|i| ((i * 5 % 17) as f32 - 8.0) / 9.0)
+            .collect();
+        let mut many = vec![0.0f32; 7];
+        lowrank_dots(&rows, &eps[..r], &mut many);
+        for (j, m) in many.iter().enumerate() {
+            assert_eq!(
+                m.to_bits(),
+                lowrank_dot(&rows[j * r..(j + 1) * r], &eps[..r]).to_bits()
+            );
+        }
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl RandomSource for TorchGenerator {
         for start in (0..=n - 16).step_by(16) {
             box_muller_16(&mut out[start..start + 16]);
         }
-        if n % 16 != 0 {
+        if !n.is_multiple_of(16) {
             let tail = &mut out[n - 16..];
             self.fill_uniform(tail);
             box_muller_16(tail);

@@ -134,7 +134,7 @@ impl SimilarityMatrix {
             ));
         }
         let rows_of = |m: &[f32], field: &str| {
-            if m.len() % d != 0 {
+            if !m.len().is_multiple_of(d) {
                 return Err(shape_err(field, format!("[n, {d}]"), &[m.len()]));
             }
             Ok(m.len() / d)

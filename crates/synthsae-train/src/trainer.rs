@@ -514,7 +514,7 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
 
         while state.n_training_samples < this.cfg.total_training_samples {
             let step = state.n_training_steps;
-            if step > 0 && step % this.cfg.feature_sampling_window == 0 {
+            if step > 0 && step.is_multiple_of(this.cfg.feature_sampling_window) {
                 state.act_freq_scores = state.act_freq_scores.zeros_like();
                 state.n_frac_active_samples = 0;
             }
@@ -561,8 +561,9 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
             state.n_frac_active_samples += bs as u64;
             state.n_training_samples += bs as u64;
 
-            let is_log_step = (step + 1) % this.cfg.log_every == 0;
-            let is_eval_step = this.cfg.eval_every > 0 && (step + 1) % this.cfg.eval_every == 0;
+            let is_log_step = (step + 1).is_multiple_of(this.cfg.log_every);
+            let is_eval_step =
+                this.cfg.eval_every > 0 && (step + 1).is_multiple_of(this.cfg.eval_every);
 
             // Scalars read back once: [loss, terms..., grad norm, l0, (ev)].
             let mut scalars = vec![out.loss.clone().inner()];
