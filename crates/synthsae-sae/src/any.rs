@@ -343,7 +343,10 @@ impl<B: Backend> AnyTrainingSae<B> {
     /// Per-step state update (see [`TrainingSae::after_forward`]).
     pub fn update_state(&mut self, output: &TrainStepOutput<B>) -> Vec<(String, f64)> {
         match self {
-            Self::BatchTopK(s) => s.update_threshold(&output.feature_acts),
+            Self::BatchTopK(s) => match &output.firing {
+                Some(f) => s.update_threshold_with(f.min_positive),
+                None => s.update_threshold(&output.feature_acts),
+            },
             _ => Vec::new(),
         }
     }

@@ -29,6 +29,7 @@ pub mod any;
 pub mod arch;
 pub mod config;
 pub mod error;
+pub mod fused;
 pub mod host;
 pub mod init;
 pub mod io;
@@ -40,4 +41,4 @@ pub use config::{
     InferenceArch, NormalizeActivations, SaeBase, SaeConfig, TrainingArch, TrainingSaeConfig,
 };
 pub use error::{Result, SaeError};
-pub use sae::{Coefficient, Sae, TrainStepInput, TrainStepOutput, TrainingSae};
+pub use sae::{Coefficient, Firing, Sae, TrainStepInput, TrainStepOutput, TrainingSae};

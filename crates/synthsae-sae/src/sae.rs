@@ -118,6 +118,21 @@ pub struct TrainStepOutput<B: Backend> {
     pub loss: Tensor<B, 1>,
     /// Every loss term by its sae-lens name, each `[1]`.
     pub losses: Vec<(String, Tensor<B, 1>)>,
+    /// Host summary of `feature_acts` when the forward pass has it for free
+    /// (the fused CPU path selects on the host); `None` otherwise, and then
+    /// consumers compute the same numbers from `feature_acts`.
+    pub firing: Option<Firing>,
+}
+
+/// Firing summary of one batch's latents, equal to what `feature_acts`
+/// gives: per latent the number of rows where it is non-zero, and the
+/// smallest positive activation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    /// `[d_sae]`: rows of the batch in which each latent is non-zero.
+    pub counts: Vec<u32>,
+    /// The smallest positive entry of `feature_acts` (`None` if none is).
+    pub min_positive: Option<f32>,
 }
 
 /// An SAE in training form.

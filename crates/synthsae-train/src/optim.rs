@@ -18,12 +18,14 @@
 //! p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 
-use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use rayon::prelude::*;
 
 /// Adam hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,23 +67,42 @@ pub struct AdamState {
     pub moments: Vec<(String, Vec<f32>, Vec<f32>)>,
 }
 
-/// The optimizer: settings, step counter and per-parameter moments on the
-/// device.
+/// The optimizer: settings, step counter and per-parameter moments, on the
+/// device, or on the host for the CPU backends (see [`Adam::new`]).
 #[derive(Debug, Clone)]
 pub struct Adam<B: AutodiffBackend> {
     settings: AdamSettings,
     step: u64,
     moments: BTreeMap<String, Moments<B::InnerBackend>>,
+    /// Host mode: `(m, v)` per parameter path.
+    host_moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    host: bool,
 }
 
 impl<B: AutodiffBackend> Adam<B> {
     /// A fresh optimizer (step 0, zero moments created on first use).
+    ///
+    /// On the CPU autodiff backends (those with synthsae's fused operations,
+    /// [`synthsae_sae::fused::available`]) the update runs as one host pass
+    /// per parameter instead of a dozen element-wise tensor operations, each
+    /// allocating a parameter-sized buffer; same rule, same f32 operation
+    /// order per element.
     pub fn new(settings: AdamSettings) -> Self {
         Self {
             settings,
             step: 0,
             moments: BTreeMap::new(),
+            host_moments: BTreeMap::new(),
+            host: synthsae_sae::fused::available::<B>(),
         }
+    }
+
+    /// The same optimizer running the tensor-operation update (the path of
+    /// non-CPU backends), for tests.
+    #[cfg(test)]
+    fn on_device(mut self) -> Self {
+        self.host = false;
+        self
     }
 
     /// Number of steps taken.
@@ -99,6 +120,9 @@ impl<B: AutodiffBackend> Adam<B> {
         module: M,
         grads: B::Gradients,
     ) -> (M, Tensor<B::InnerBackend, 1>) {
+        if self.host {
+            return self.step_host(lr, module, grads);
+        }
         let mut grads = GradientsParams::from_grads(grads, &module);
         let device = module
             .devices()
@@ -131,15 +155,73 @@ impl<B: AutodiffBackend> Adam<B> {
         (module, grad_norm)
     }
 
+    /// [`Adam::step`] on the host: gradients and parameters copied out once,
+    /// the global norm summed in f64, the update in one pass per parameter.
+    fn step_host<M: AutodiffModule<B>>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: B::Gradients,
+    ) -> (M, Tensor<B::InnerBackend, 1>) {
+        let grads = GradientsParams::from_grads(grads, &module);
+        let mut collect = HostGradVisitor::<B> {
+            grads: &grads,
+            host: HashMap::new(),
+            sum_sq: 0.0,
+            _b: PhantomData,
+        };
+        module.visit(&mut collect);
+        let norm = collect.sum_sq.sqrt() as f32;
+        let scale = match self.settings.max_grad_norm {
+            Some(max) => ((norm + 1e-6).recip() * max as f32).min(1.0),
+            None => 1.0,
+        };
+        self.step += 1;
+        let t = self.step as i32;
+        let s = self.settings;
+        let mut mapper = HostAdamMapper::<B> {
+            rule: HostRule {
+                scale,
+                beta1: s.beta1 as f32,
+                beta2: s.beta2 as f32,
+                one_minus_beta1: (1.0 - s.beta1) as f32,
+                one_minus_beta2: (1.0 - s.beta2) as f32,
+                bias2_sqrt: (1.0 - s.beta2.powi(t)).sqrt() as f32,
+                epsilon: s.epsilon as f32,
+                step_size: (lr / (1.0 - s.beta1.powi(t))) as f32,
+            },
+            grads: collect.host,
+            moments: &mut self.host_moments,
+            path: Vec::new(),
+            _b: PhantomData,
+        };
+        let device = module
+            .devices()
+            .into_iter()
+            .next()
+            .expect("an SAE has at least one parameter");
+        let module = module.map(&mut mapper);
+        let norm =
+            Tensor::<B::InnerBackend, 1>::from_data(TensorData::new(vec![norm], [1]), &device);
+        (module, norm)
+    }
+
     /// Copies the state to the host.
     pub fn state(&self) -> AdamState {
-        AdamState {
-            step: self.step,
-            moments: self
-                .moments
+        let moments = if self.host {
+            self.host_moments
+                .iter()
+                .map(|(k, (m, v))| (k.clone(), m.clone(), v.clone()))
+                .collect()
+        } else {
+            self.moments
                 .iter()
                 .map(|(k, mo)| (k.clone(), to_vec(&mo.m), to_vec(&mo.v)))
-                .collect(),
+                .collect()
+        };
+        AdamState {
+            step: self.step,
+            moments,
         }
     }
 
@@ -176,6 +258,14 @@ impl<B: AutodiffBackend> Adam<B> {
             }
         }
         self.step = state.step;
+        if self.host {
+            self.host_moments = state
+                .moments
+                .iter()
+                .map(|(k, m, v)| (k.clone(), (m.clone(), v.clone())))
+                .collect();
+            return Ok(());
+        }
         self.moments = state
             .moments
             .iter()
@@ -216,6 +306,108 @@ fn to_vec<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
         .convert::<f32>()
         .into_vec::<f32>()
         .expect("f32 data after convert")
+}
+
+/// Host copies of every parameter's gradient, by parameter id, and the sum
+/// of their squares.
+struct HostGradVisitor<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    host: HashMap<ParamId, Vec<f32>>,
+    sum_sq: f64,
+    _b: PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for HostGradVisitor<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let g = host_vec(g);
+            self.sum_sq += g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+            self.host.insert(param.id, g);
+        }
+    }
+}
+
+fn host_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 data after convert")
+}
+
+/// The per-element update in f32, in the device path's operation order.
+#[derive(Debug, Clone, Copy)]
+struct HostRule {
+    scale: f32,
+    beta1: f32,
+    beta2: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    bias2_sqrt: f32,
+    epsilon: f32,
+    step_size: f32,
+}
+
+impl HostRule {
+    /// Updates `p`, `m`, `v` in place from the raw gradient `g`.
+    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        const CHUNK: usize = 1 << 14;
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(|((p, g), (m, v))| {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g * self.scale;
+                    *m = *m * self.beta1 + g * self.one_minus_beta1;
+                    *v = *v * self.beta2 + g * g * self.one_minus_beta2;
+                    let denom = v.sqrt() / self.bias2_sqrt + self.epsilon;
+                    *p -= *m / denom * self.step_size;
+                }
+            });
+    }
+}
+
+/// Applies [`HostRule`] while walking the module, keyed by path.
+struct HostAdamMapper<'a, B: AutodiffBackend> {
+    rule: HostRule,
+    grads: HashMap<ParamId, Vec<f32>>,
+    moments: &'a mut BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    path: Vec<String>,
+    _b: PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(g) = self.grads.remove(&id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let device = tensor.device();
+        let numel = g.len();
+        let mut p = host_vec(tensor.inner());
+        let key = self.path.join(".");
+        let (mut m, mut v) = match self.moments.remove(&key) {
+            Some((m, v)) if m.len() == numel && v.len() == numel => (m, v),
+            _ => (vec![0.0; numel], vec![0.0; numel]),
+        };
+        self.rule.apply(&mut p, &g, &mut m, &mut v);
+        self.moments.insert(key, (m, v));
+        let inner = Tensor::<B::InnerBackend, D>::from_data(TensorData::new(p, shape), &device);
+        let mut tensor = Tensor::from_inner(inner);
+        if require_grad {
+            tensor = tensor.require_grad();
+        }
+        Param::from_mapped_value(id, tensor, mapper)
+    }
 }
 
 /// Sums the squares of every parameter's gradient.
@@ -406,6 +598,43 @@ mod tests {
         assert_eq!(m1.a.val().into_data(), m2.a.val().into_data());
         assert_eq!(m1.b.val().into_data(), m2.b.val().into_data());
         assert_eq!(a1.state(), a2.state());
+    }
+
+    /// The host pass and the tensor-operation update agree (same f32 rule;
+    /// only the global norm is summed in a different order, so ≤ a few ulp).
+    #[test]
+    fn host_update_equals_device_update() {
+        let device = Default::default();
+        let mut host = Adam::<B>::new(AdamSettings::default());
+        let mut dev = Adam::<B>::new(AdamSettings::default()).on_device();
+        assert!(host.host && !dev.host);
+        let (mut m1, mut m2) = (module(&device), module(&device));
+        for _ in 0..4 {
+            let g = loss(&m1).backward();
+            m1 = host.step(0.05, m1, g).0;
+            let g = loss(&m2).backward();
+            m2 = dev.step(0.05, m2, g).0;
+        }
+        let close = |a: Vec<f32>, b: Vec<f32>| {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{a:?} vs {b:?}");
+            }
+        };
+        close(
+            m1.a.val().into_data().into_vec().unwrap(),
+            m2.a.val().into_data().into_vec().unwrap(),
+        );
+        close(
+            m1.b.val().into_data().into_vec().unwrap(),
+            m2.b.val().into_data().into_vec().unwrap(),
+        );
+        let (s1, s2) = (host.state(), dev.state());
+        assert_eq!(s1.step, s2.step);
+        for ((k1, m1, v1), (k2, m2, v2)) in s1.moments.into_iter().zip(s2.moments) {
+            assert_eq!(k1, k2);
+            close(m1, m2);
+            close(v1, v2);
+        }
     }
 
     #[test]

@@ -549,12 +549,24 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
             let arch_metrics = sae.after_forward(&out);
 
             // Firing statistics (no gradient).
-            let acts = out.feature_acts.clone().inner();
-            let fired = acts
-                .not_equal_elem(0.0)
-                .float()
-                .sum_dim(0)
-                .reshape([sae.d_sae()]);
+            let fired = match &out.firing {
+                // Counts ≤ batch size < 2^24: exact in f32.
+                Some(f) => Tensor::<B::InnerBackend, 1>::from_data(
+                    TensorData::new(
+                        f.counts.iter().map(|&n| n as f32).collect::<Vec<_>>(),
+                        [sae.d_sae()],
+                    ),
+                    &state.n_since_fired.device(),
+                ),
+                None => out
+                    .feature_acts
+                    .clone()
+                    .inner()
+                    .not_equal_elem(0.0)
+                    .float()
+                    .sum_dim(0)
+                    .reshape([sae.d_sae()]),
+            };
             let fired_any = fired.clone().greater_elem(0.0);
             state.n_since_fired = (state.n_since_fired + 1.0).mask_fill(fired_any, 0.0);
             state.act_freq_scores = state.act_freq_scores + fired.clone();

@@ -102,7 +102,31 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
 
     /// Training forward: `mse_loss`, `auxiliary_reconstruction_loss` and, for
     /// Matryoshka, `inner_mse_loss_<w>` for every width but the last.
+    ///
+    /// On CPU autodiff backends the fused sparse path runs (`topk_fused`);
+    /// the result is the same.
     pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
+        let (c, matryoshka) = self.arch();
+        let spec = super::topk_fused::FusedSpec {
+            selection: super::topk_fused::Selection::BatchTopK {
+                k: c.k,
+                hint: self.topk_threshold,
+            },
+            rescale: c.rescale_acts_by_decoder_norm,
+            aux_coefficient: c.aux_loss_coefficient,
+            matryoshka: matryoshka.clone(),
+        };
+        if let Some(out) =
+            super::topk_fused::forward_train_fused(&self.core, &self.cfg.base, &spec, input)
+        {
+            return out;
+        }
+        self.forward_train_generic(input)
+    }
+
+    /// The training forward as dense tensor operations, which every backend
+    /// runs (the fused path's reference in tests).
+    pub(crate) fn forward_train_generic(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let (c, matryoshka) = self.arch();
         let b = &self.cfg.base;
         let x = input.x.clone();
@@ -171,6 +195,7 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
             hidden_pre,
             loss,
             losses,
+            firing: None,
         }
     }
 
@@ -178,14 +203,20 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
     /// `θ ← (1 − lr) θ + lr · min_positive` in float64. Returns
     /// `[("topk_threshold", θ)]`.
     pub fn update_threshold(&mut self, feature_acts: &Tensor<B, 2>) -> Vec<(String, f64)> {
-        let (c, _) = self.arch();
         let values = to_vec(feature_acts.clone().detach());
         let min_pos = values
             .iter()
             .copied()
             .filter(|&v| v > 0.0)
             .fold(f32::INFINITY, f32::min);
-        if min_pos.is_finite() {
+        self.update_threshold_with(min_pos.is_finite().then_some(min_pos))
+    }
+
+    /// [`Self::update_threshold`] from the batch's smallest positive
+    /// activation, already known (`None`: no latent fired, no update).
+    pub fn update_threshold_with(&mut self, min_positive: Option<f32>) -> Vec<(String, f64)> {
+        let (c, _) = self.arch();
+        if let Some(min_pos) = min_positive {
             let lr = c.topk_threshold_lr;
             self.topk_threshold = (1.0 - lr) * self.topk_threshold + lr * min_pos as f64;
         }

@@ -222,6 +222,7 @@ impl<B: Backend> GatedTrainingSae<B> {
                 ("l1_loss".into(), l1),
                 ("auxiliary_reconstruction_loss".into(), aux),
             ],
+            firing: None,
         }
     }
 

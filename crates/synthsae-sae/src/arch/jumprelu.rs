@@ -222,6 +222,7 @@ impl<B: Backend> JumpReluTrainingSae<B> {
             hidden_pre,
             loss,
             losses,
+            firing: None,
         }
     }
 

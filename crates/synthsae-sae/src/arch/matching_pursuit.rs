@@ -200,6 +200,7 @@ impl<B: Backend> MatchingPursuitTrainingSae<B> {
             feature_acts: z,
             loss: mse.clone(),
             losses: vec![("mse_loss".into(), mse)],
+            firing: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod matching_pursuit;
 pub mod matryoshka;
 pub mod standard;
 pub mod topk;
+mod topk_fused;
 
 use std::any::Any;
 use std::sync::Mutex;

@@ -107,6 +107,7 @@ impl<B: Backend> StandardTrainingSae<B> {
             hidden_pre,
             loss: mse.clone() + l1.clone(),
             losses: vec![("mse_loss".into(), mse), ("l1_loss".into(), l1)],
+            firing: None,
         }
     }
 

@@ -345,7 +345,27 @@ impl<B: Backend> TopKTrainingSae<B> {
     }
 
     /// Training forward: `mse_loss` and `auxiliary_reconstruction_loss`.
+    /// On CPU autodiff backends the fused sparse path runs
+    /// (`topk_fused`); the result is the same.
     pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
+        let (c, abs) = self.arch();
+        let spec = super::topk_fused::FusedSpec {
+            selection: super::topk_fused::Selection::TopK { k: c.k, abs },
+            rescale: c.rescale_acts_by_decoder_norm,
+            aux_coefficient: c.aux_loss_coefficient,
+            matryoshka: None,
+        };
+        if let Some(out) =
+            super::topk_fused::forward_train_fused(&self.core, &self.cfg.base, &spec, input)
+        {
+            return out;
+        }
+        self.forward_train_generic(input)
+    }
+
+    /// The training forward as dense tensor operations, which every backend
+    /// runs (the fused path's reference in tests).
+    pub(crate) fn forward_train_generic(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let (c, abs) = self.arch();
         let b = &self.cfg.base;
         let x = input.x.clone();
@@ -393,6 +413,7 @@ impl<B: Backend> TopKTrainingSae<B> {
                 ("mse_loss".into(), mse),
                 ("auxiliary_reconstruction_loss".into(), aux),
             ],
+            firing: None,
         }
     }
 

@@ -111,6 +111,7 @@ impl<B: AutodiffBackend> TrainingSae<B> for ToySae<B> {
             hidden_pre: pre,
             loss: mse.clone() + l1.clone(),
             losses: vec![("mse_loss".into(), mse), ("l1_loss".into(), l1)],
+            firing: None,
         }
     }
     fn fold_activation_norm_scaling_factor(self, c: f64) -> Self {
