@@ -289,13 +289,20 @@ fn host_view<I: Backend, const N: usize>(p: Prim<I>) -> HostF32 {
     HostF32::Owned(host::<I, N>(p))
 }
 
-/// The values of `t` (untracked) on the host, without a copy on
+/// The values of `t` (untracked) on the host, without a copy on `Flex` and
 /// `Autodiff<Flex>` (see [`HostF32`]); a copy on every other backend.
 pub(crate) fn host_values<B: Backend, const N: usize>(t: Tensor<B, N>) -> HostF32 {
     #[cfg(feature = "flex")]
-    if TypeId::of::<B>() == TypeId::of::<Autodiff<burn::backend::Flex>>() {
-        let t: Tensor<Autodiff<burn::backend::Flex>, N> = cast(t);
-        return host_view::<burn::backend::Flex, N>(t.inner().into_primitive().tensor());
+    {
+        use burn::backend::Flex;
+        if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
+            let t: Tensor<Autodiff<Flex>, N> = cast(t);
+            return host_view::<Flex, N>(t.inner().into_primitive().tensor());
+        }
+        if TypeId::of::<B>() == TypeId::of::<Flex>() {
+            let t: Tensor<Flex, N> = cast(t);
+            return host_view::<Flex, N>(t.into_primitive().tensor());
+        }
     }
     HostF32::Owned(crate::ops::to_vec(t.detach()))
 }

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-use crate::ops::{nth_largest_host, to_vec};
+use crate::ops::{row_kth_largest, to_vec};
 
 /// Largest fraction of non-zero latents for which [`sparse_decode_host`]
 /// gathers rows instead of leaving the dense matmul to the backend
@@ -47,9 +47,7 @@ pub fn topk_host<B: Backend>(x: Tensor<B, 2>, k: usize, abs: bool) -> Tensor<B, 
                 } else if k >= s {
                     f32::NEG_INFINITY
                 } else {
-                    scratch.clear();
-                    scratch.extend(row.iter().map(|&v| key(v)));
-                    nth_largest_host(scratch, k).unwrap_or(f32::NEG_INFINITY)
+                    row_kth_largest(row, k, key, scratch).unwrap_or(f32::NEG_INFINITY)
                 };
                 for v in row.iter_mut() {
                     let keep = if k == 0 { false } else { key(*v) >= cut };
@@ -75,12 +73,13 @@ pub fn sparse_decode_host<B: Backend>(z: &Tensor<B, 2>, w: &Tensor<B, 2>) -> Opt
     if s != s_w || b == 0 || s == 0 || d == 0 {
         return None;
     }
-    let zh = to_vec(z.clone());
+    // Borrowed, not copied, on Flex (`z` is 268 MB at 4096 × 16384).
+    let zh = crate::fused::host_values(z.clone());
     let nnz = zh.par_iter().filter(|v| **v != 0.0).count();
     if nnz as f64 > HOST_SPARSE_MAX_DENSITY * zh.len() as f64 {
         return None;
     }
-    let wh = to_vec(w.clone());
+    let wh = crate::fused::host_values(w.clone());
     let mut out = vec![0.0f32; b * d];
     out.par_chunks_mut(d)
         .zip(zh.par_chunks(s))

@@ -42,6 +42,41 @@ pub fn row_topk_mask<B: Backend>(x: Tensor<B, 2>, k: usize) -> Tensor<B, 2, Bool
     x.greater_equal(kth.expand([b, s]))
 }
 
+/// The `k`-th largest of `key(v)` over `row` (`1 ≤ k ≤ row.len()`), exact,
+/// using `scratch` as working memory.
+///
+/// For `k` much smaller than the row, the `k`-th largest key of the first
+/// `16k` entries is a lower bound of the row's (a subset's `k`-th largest
+/// never exceeds the whole set's), so only the entries at or above it are
+/// selected among: one linear scan instead of a partition of the whole row.
+pub fn row_kth_largest(
+    row: &[f32],
+    k: usize,
+    key: impl Fn(f32) -> f32,
+    scratch: &mut Vec<f32>,
+) -> Option<f32> {
+    let head = 16 * k;
+    scratch.clear();
+    if k == 0 || k > row.len() {
+        return None;
+    }
+    if head >= row.len() / 2 {
+        scratch.extend(row.iter().map(|&v| key(v)));
+        return nth_largest_host(scratch, k);
+    }
+    scratch.extend(row[..head].iter().map(|&v| key(v)));
+    let lo = nth_largest_host(scratch, k)?;
+    scratch.clear();
+    scratch.extend(row.iter().map(|&v| key(v)).filter(|&v| v >= lo));
+    // At least the head's k entries pass (NaN keys excepted: then select
+    // over the whole row, as without the bound).
+    if scratch.len() < k {
+        scratch.clear();
+        scratch.extend(row.iter().map(|&v| key(v)));
+    }
+    nth_largest_host(scratch, k)
+}
+
 /// Value of the `n`-th largest entry of `values` (1-based), found on the host
 /// in O(len) (`select_nth_unstable`); `None` if `n` is 0 or exceeds the length.
 pub fn nth_largest_host(values: &mut [f32], n: usize) -> Option<f32> {
@@ -138,6 +173,42 @@ mod tests {
     use burn::backend::NdArray;
 
     type B = NdArray;
+
+    #[test]
+    fn row_kth_largest_equals_a_full_selection() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut scratch = Vec::new();
+        for len in [1usize, 7, 100, 1000, 5000] {
+            // Continuous values, and heavy ties (a few distinct values).
+            for ties in [false, true] {
+                let row: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let v: f32 = rng.random_range(-1.0..1.0);
+                        if ties {
+                            (v * 3.0).round()
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                for k in [1usize, 2, 5, 25, 60, len] {
+                    if k > len {
+                        continue;
+                    }
+                    for abs in [false, true] {
+                        let key = |v: f32| if abs { v.abs() } else { v };
+                        let mut full: Vec<f32> = row.iter().map(|&v| key(v)).collect();
+                        let want = nth_largest_host(&mut full, k);
+                        let got = row_kth_largest(&row, k, key, &mut scratch);
+                        assert_eq!(got, want, "len {len} k {k} abs {abs} ties {ties}");
+                    }
+                }
+            }
+        }
+        assert_eq!(row_kth_largest(&[1.0], 0, |v| v, &mut scratch), None);
+        assert_eq!(row_kth_largest(&[1.0], 2, |v| v, &mut scratch), None);
+    }
 
     #[test]
     fn topk_mask_keeps_k_largest_per_row() {

@@ -209,9 +209,7 @@ fn topk_entries(host: &[f32], b: usize, s: usize, k: usize, abs: bool) -> Entrie
         } else if k >= s {
             f32::NEG_INFINITY
         } else {
-            scratch.clear();
-            scratch.extend(row.iter().map(|&v| key(v)));
-            nth_largest_host(&mut scratch, k).unwrap_or(f32::NEG_INFINITY)
+            crate::ops::row_kth_largest(row, k, key, &mut scratch).unwrap_or(f32::NEG_INFINITY)
         };
         for (c, &v) in row.iter().enumerate() {
             if k > 0 && key(v) >= cut && (abs || v > 0.0) {
