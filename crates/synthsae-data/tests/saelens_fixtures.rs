@@ -7,10 +7,13 @@ use safetensors::SafeTensors;
 use synthsae_data::{FiringProbabilityConfig, Magnitude};
 
 fn fixture(model: &str, file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/saelens-6.54.12/models")
-        .join(model)
-        .join(file)
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../tests/fixtures/saelens-6.54.12/models")
+    .join(model)
+    .join(file)
 }
 
 fn read_f32(model: &str, name: &str) -> Vec<f32> {

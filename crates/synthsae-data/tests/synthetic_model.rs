@@ -12,9 +12,12 @@ type B = NdArray;
 const MODELS: [&str; 3] = ["zipf-256x64", "hier-corr-16x32", "bench-like-1024x96"];
 
 fn dir(model: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/saelens-6.54.12/models")
-        .join(model)
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../tests/fixtures/saelens-6.54.12/models")
+    .join(model)
 }
 
 fn read(model: &str, file: &str, name: &str) -> (Vec<f32>, Vec<usize>) {

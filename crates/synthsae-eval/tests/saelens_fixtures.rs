@@ -12,10 +12,13 @@ use synthsae_eval::{
 type B = NdArray;
 
 fn fixture() -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/saelens-6.54.12/evals/metrics.safetensors"
-    );
+    // The package directory at run time (cargo sets it for tests): a test
+    // binary reused from a build in another checkout must not read there.
+    let path = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../tests/fixtures/saelens-6.54.12/evals/metrics.safetensors");
     std::fs::read(path).expect("fixture file")
 }
 

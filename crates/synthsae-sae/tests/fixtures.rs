@@ -9,7 +9,11 @@ use synthsae_sae::io::{HostData, TensorFile};
 use synthsae_sae::{AnySae, Sae, SaeError};
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/saelens-6.54.12/saes")
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+    .join("../../tests/fixtures/saelens-6.54.12/saes")
 }
 
 fn host(file: &TensorFile, name: &str) -> (Vec<usize>, Vec<f32>) {
