@@ -546,6 +546,21 @@ mod tests {
         }
     }
 
+    /// Runs both paths of one case and requires them to agree (and the
+    /// dispatching one to have taken the fused path).
+    fn check_paths<B: AutodiffBackend>(
+        case: &str,
+        tol: f32,
+        core: &LinearCore<B>,
+        fused: impl FnOnce() -> TrainStepOutput<B>,
+        generic: impl FnOnce() -> TrainStepOutput<B>,
+    ) {
+        let want = outputs(core, generic());
+        let out = fused();
+        assert!(out.firing.is_some(), "{case}: the fused path ran");
+        agree(case, &want, &outputs(core, out), tol);
+    }
+
     fn normalizations() -> [(NormalizeActivations, bool); 3] {
         [
             // (Per-sample normalisations are refused for the TopK family.)
@@ -571,23 +586,19 @@ mod tests {
                         } else {
                             TrainingArch::TopK(c)
                         };
-                        let run = |fused: bool| {
-                            let sae = TopKTrainingSae::<B> {
-                                core: core(7),
-                                cfg: cfg(arch.clone(), norm, b_dec_in),
-                            };
-                            let inp = input::<B>(dead);
-                            let out = if fused {
-                                let out = sae.forward_train(&inp);
-                                assert!(out.firing.is_some(), "the fused path ran");
-                                out
-                            } else {
-                                sae.forward_train_generic(&inp)
-                            };
-                            outputs(&sae.core, out)
+                        let sae = TopKTrainingSae::<B> {
+                            core: core(7),
+                            cfg: cfg(arch.clone(), norm, b_dec_in),
                         };
+                        let inp = input::<B>(dead);
                         let case = format!("{arch_name} rescale={rescale} {norm:?} dead={dead}");
-                        agree(&case, &run(false), &run(true), tol);
+                        check_paths(
+                            &case,
+                            tol,
+                            &sae.core,
+                            || sae.forward_train(&inp),
+                            || sae.forward_train_generic(&inp),
+                        );
                     }
                 }
             }
@@ -617,24 +628,20 @@ mod tests {
                     // Threshold hints: none, below the cut, far above it (the
                     // candidate filter must fall back).
                     for hint in [0.0, 0.05, 1e3] {
-                        let run = |fused: bool| {
-                            let sae = BatchTopKTrainingSae::<B> {
-                                core: core(11),
-                                topk_threshold: hint,
-                                cfg: cfg(arch.clone(), norm, b_dec_in),
-                            };
-                            let inp = input::<B>(dead);
-                            let out = if fused {
-                                let out = sae.forward_train(&inp);
-                                assert!(out.firing.is_some(), "the fused path ran");
-                                out
-                            } else {
-                                sae.forward_train_generic(&inp)
-                            };
-                            outputs(&sae.core, out)
+                        let sae = BatchTopKTrainingSae::<B> {
+                            core: core(11),
+                            topk_threshold: hint,
+                            cfg: cfg(arch.clone(), norm, b_dec_in),
                         };
+                        let inp = input::<B>(dead);
                         let case = format!("{arch:?} {norm:?} dead={dead} hint={hint}");
-                        agree(&case, &run(false), &run(true), tol);
+                        check_paths(
+                            &case,
+                            tol,
+                            &sae.core,
+                            || sae.forward_train(&inp),
+                            || sae.forward_train_generic(&inp),
+                        );
                     }
                 }
             }
