@@ -139,3 +139,68 @@ fn mismatched_sae_width_is_an_error() {
     let bad = EvalOptions::new(10).with_batch_size(0);
     assert!(eval_sae_on_synthetic_data(&sae, &model, &bad, &mut sample_rng(Some(0))).is_err());
 }
+
+/// Hides [`Sae::forward_sparse`] of the SAE it wraps, so the evaluator takes
+/// the dense `encode` / `decode` path.
+struct DenseOnly<S>(S);
+
+impl<S: Sae<B>> Sae<B> for DenseOnly<S> {
+    fn d_in(&self) -> usize {
+        self.0.d_in()
+    }
+    fn d_sae(&self) -> usize {
+        self.0.d_sae()
+    }
+    fn encode(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.0.encode(x)
+    }
+    fn decode(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.0.decode(z)
+    }
+    fn decoder_weights(&self) -> Tensor<B, 2> {
+        self.0.decoder_weights()
+    }
+    fn encoder_weights(&self) -> Tensor<B, 2> {
+        self.0.encoder_weights()
+    }
+}
+
+#[test]
+fn sparse_and_dense_latents_give_the_same_result() {
+    use synthsae_sae::config::{SaeBase, TopKConfig, TrainingArch};
+    use synthsae_sae::TrainingSaeConfig;
+    let device = Default::default();
+    let model = SyntheticModel::<B>::new(preset("tutorial").unwrap(), &device).unwrap();
+    // k 3 of 96 latents (3 %): below the 5 % bound of the sparse path.
+    let arch = TrainingArch::TopK(TopKConfig {
+        k: 3,
+        ..TopKConfig::default()
+    });
+    for rescale in [false, true] {
+        let mut arch = arch.clone();
+        if let TrainingArch::TopK(c) = &mut arch {
+            c.rescale_acts_by_decoder_norm = rescale;
+        }
+        let cfg = TrainingSaeConfig::from_parts(SaeBase::new(32, 96), Some(0.5), arch).unwrap();
+        let sae = cfg.init::<B>(&device, 4).unwrap().to_inference_sae();
+        let x = Tensor::<B, 2>::random([8, 32], Distribution::Normal(0.0, 1.0), &device);
+        assert!(sae.forward_sparse(x).is_some(), "the sparse path applies");
+        for scale in [None, Some(2.5)] {
+            let mut opts = EvalOptions::new(5_000).with_batch_size(1500);
+            if let Some(c) = scale {
+                opts = opts.with_activation_scaling_factor(c);
+            }
+            let sparse =
+                eval_sae_on_synthetic_data(&sae, &model, &opts, &mut sample_rng(Some(2))).unwrap();
+            let dense = eval_sae_on_synthetic_data(
+                &DenseOnly(sae.clone()),
+                &model,
+                &opts,
+                &mut sample_rng(Some(2)),
+            )
+            .unwrap();
+            assert_eq!(sparse, dense, "rescale {rescale}, scale {scale:?}");
+            assert!(sparse.sae_l0 > 2.9 && sparse.sae_l0 <= 3.0, "{sparse:?}");
+        }
+    }
+}

@@ -67,6 +67,9 @@ impl<B: Backend> Sae<B> for AnySae<B> {
     fn decode(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
         each!(self, s => s.decode(z))
     }
+    fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
+        each!(self, s => s.forward_sparse(x))
+    }
     fn decoder_weights(&self) -> Tensor<B, 2> {
         each!(self, s => s.decoder_weights())
     }

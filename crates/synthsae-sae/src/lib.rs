@@ -35,6 +35,7 @@ pub mod init;
 pub mod io;
 pub mod ops;
 pub mod sae;
+pub mod sparse;
 
 pub use any::{AnySae, AnyTrainingSae};
 pub use config::{
@@ -42,3 +43,4 @@ pub use config::{
 };
 pub use error::{Result, SaeError};
 pub use sae::{Coefficient, Firing, Sae, TrainStepInput, TrainStepOutput, TrainingSae};
+pub use sparse::{SparseForward, SparseLatents};

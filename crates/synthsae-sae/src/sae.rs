@@ -19,6 +19,8 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::sparse::SparseForward;
+
 /// An SAE in inference form: what an evaluator needs, nothing more.
 pub trait Sae<B: Backend> {
     /// Input dimension `D`.
@@ -45,6 +47,20 @@ pub trait Sae<B: Backend> {
     fn reconstruct(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let z = self.encode(x);
         self.decode(z)
+    }
+
+    /// `encode` and `decode` of one batch with the latents returned sparse
+    /// ([`crate::SparseLatents`]), for implementations that can skip the
+    /// dense `[batch, d_sae]` latents: the linear-encoder architectures
+    /// (standard, TopK family, JumpReLU) on the CPU backends, when at most
+    /// 5 % of the latents are active. The latents equal `encode`'s; the
+    /// reconstruction equals `decode`'s (bit for bit where `decode` gathers
+    /// sparsely too, to rounding where it uses a dense matmul). `None` (the
+    /// default) when no such path applies; callers then use `encode` and
+    /// `decode`.
+    fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<SparseForward<B>> {
+        let _ = x;
+        None
     }
 
     /// Raw decoder rows, sae-lens's `W_dec`: `[d_sae, d_in]`. Used for MCC,

@@ -3,6 +3,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use synthsae_data::SparseBatch;
+use synthsae_sae::SparseLatents;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
@@ -187,6 +188,46 @@ impl ClassificationCalculator {
             )?
         };
         self.add_true_positives(&positions, &values, s);
+        Ok(())
+    }
+
+    /// Adds a batch of sparse latents (`[batch, S]`, e.g. from
+    /// [`synthsae_sae::Sae::forward_sparse`]) with their per-latent firing
+    /// counts ([`SparseLatents::fire_counts`]). `O(nnz)`: a latent's true
+    /// positive is looked up in the row's set of fired features.
+    pub fn add_sparse(
+        &mut self,
+        sae_latents: &SparseLatents,
+        fired: &[u64],
+        gt: &SparseBatch,
+    ) -> Result<()> {
+        let (rows, s) = (sae_latents.rows, sae_latents.d_sae);
+        self.check_batch(rows, s, gt)?;
+        if fired.len() != s {
+            return Err(shape_err("fire counts", format!("[{s}]"), &[fired.len()]));
+        }
+        self.add_fired(fired, rows);
+        let mut feature_count = vec![0u64; self.num_features];
+        // `fired_in[j] == r + 1` iff feature j is > 0 in row r.
+        let mut fired_in = vec![0usize; self.num_features];
+        for (r, (idx, val)) in gt.rows().enumerate() {
+            for (&j, &v) in idx.iter().zip(val) {
+                if v > 0.0 {
+                    feature_count[j as usize] += 1;
+                    fired_in[j as usize] = r + 1;
+                }
+            }
+            let (cols, _) = sae_latents.row(r);
+            for &c in cols {
+                let c = c as usize;
+                if fired_in[self.best_matches[c] as usize] == r + 1 {
+                    self.tp[c] += 1;
+                }
+            }
+        }
+        for (g, &f) in self.gt_fired.iter_mut().zip(&self.best_matches) {
+            *g += feature_count[f as usize];
+        }
         Ok(())
     }
 

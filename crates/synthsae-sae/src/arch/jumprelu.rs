@@ -115,6 +115,14 @@ impl<B: Backend> Sae<B> for JumpReluSae<B> {
         let st = cached_state(&self.cache, self.cfg.base.normalize_activations);
         normalize_out(self.core.decode_linear(z), &st)
     }
+    fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
+        if !crate::host::host_path_ok(&x) {
+            return None;
+        }
+        let theta = crate::ops::to_vec(self.threshold.val());
+        let select = crate::host::HostSelect::Threshold(&theta);
+        self.core.forward_sparse(x, &self.cfg.base, select, false)
+    }
     fn decoder_weights(&self) -> Tensor<B, 2> {
         self.core.w_dec.val()
     }

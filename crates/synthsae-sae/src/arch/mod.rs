@@ -21,7 +21,7 @@ use burn::prelude::*;
 use crate::config::NormalizeActivations;
 use crate::error::Result;
 use crate::io::{HostTensor, TensorFile};
-use crate::ops::{map_param, normalize_in, param, row, row_norms, NormState};
+use crate::ops::{map_param, normalize_in, normalize_out, param, row, row_norms, NormState};
 
 /// Encoder, decoder and their biases: the weights of every linear-encoder
 /// architecture (standard, TopK family, JumpReLU).
@@ -93,6 +93,27 @@ impl<B: Backend> LinearCore<B> {
         let w = self.w_dec.val();
         let lin = crate::host::sparse_decode_host(&z, &w).unwrap_or_else(|| z.matmul(w));
         lin + row(self.b_dec.val())
+    }
+
+    /// [`crate::Sae::forward_sparse`] of a linear-encoder SAE whose latents
+    /// `select` picks from the pre-activations (times the decoder norms with
+    /// `rescale`): input processing, the host encode and sparse decode
+    /// ([`crate::host::sparse_forward_host`]), `+ b_dec`, and the undoing of
+    /// the per-sample normalisation. `None` off host backends.
+    pub(crate) fn forward_sparse(
+        &self,
+        x: Tensor<B, 2>,
+        base: &crate::config::SaeBase,
+        select: crate::host::HostSelect<'_>,
+        rescale: bool,
+    ) -> Option<crate::sparse::SparseForward<B>> {
+        if !crate::host::host_path_ok(&x) {
+            return None;
+        }
+        let (xp, st) = self.process_in(x, base.normalize_activations, base.apply_b_dec_to_input);
+        let (latents, lin) = crate::host::sparse_forward_host(self, xp, select, rescale)?;
+        let output = normalize_out(lin + row(self.b_dec.val()), &st);
+        Some(crate::sparse::SparseForward { latents, output })
     }
 
     /// Decoder row norms `[S]` (differentiable).

@@ -317,6 +317,11 @@ impl<B: Backend> Sae<B> for TopKSae<B> {
         let out = lin + row(self.core.b_dec.val());
         normalize_out(out, &st)
     }
+    fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
+        let (k, rescale, abs) = self.params();
+        let select = crate::host::HostSelect::TopK { k, abs };
+        self.core.forward_sparse(x, &self.cfg.base, select, rescale)
+    }
     fn decoder_weights(&self) -> Tensor<B, 2> {
         self.core.w_dec.val()
     }
