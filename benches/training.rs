@@ -8,7 +8,9 @@
 //!   (1024 features × 256 dims, Zipf firing; BatchTopK SAE, d_sae 1024,
 //!   k 12, batch 1024).
 //!
-//! Criterion reports the throughput in samples (elements) per second.
+//! Criterion reports the throughput in samples (elements) per second. The
+//! allocator is tuned as in the `synthsae` binary
+//! (`synthsae::alloc_tuning::keep_large_buffers`).
 //! Run: `cargo bench --bench training`.
 
 use burn::backend::{Autodiff, Flex};
@@ -51,6 +53,8 @@ fn bench_run(c: &mut Criterion, name: &str, cfg: RunnerConfig) {
 }
 
 fn training(c: &mut Criterion) {
+    // As the `synthsae` binary does (glibc keeps freed large buffers).
+    synthsae::alloc_tuning::keep_large_buffers();
     let tutorial = synthsae::data::preset("tutorial").expect("tutorial preset");
     let tutorial = config(
         serde_json::to_value(&tutorial).expect("json"),

@@ -1,4 +1,6 @@
-//! Keeps large buffers in the process heap (glibc only).
+//! Keeps large buffers in the process heap (glibc only). The `synthsae`
+//! binary calls [`keep_large_buffers`] first thing; the benchmarks do too,
+//! so they measure what the binary does.
 //!
 //! An eval or training step allocates and frees several `[batch, d_sae]`
 //! buffers (64 MiB each at 1024 × 16384). glibc serves allocations above its
@@ -10,6 +12,8 @@
 //! until exit instead of returned. Written by hand because it is three
 //! calls to glibc's `mallopt`, which no maintained crate wraps on its own.
 
+/// Raises glibc's mmap and trim thresholds (see the module docs). Call it
+/// before other threads start.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn keep_large_buffers() {
     // Parameter numbers from glibc's <malloc.h>.
@@ -28,5 +32,6 @@ pub fn keep_large_buffers() {
     }
 }
 
+/// No-op off glibc.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn keep_large_buffers() {}

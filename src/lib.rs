@@ -6,6 +6,7 @@
 //! time. [`data`]: synthetic feature activations (firing probabilities,
 //! magnitudes, correlations, the feature dictionary, superposition stats).
 
+pub mod alloc_tuning;
 pub mod backend;
 
 pub use synthsae_data as data;

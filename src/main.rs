@@ -3,7 +3,6 @@
 //! With no arguments it runs the quickstart on an embedded default; every
 //! command takes `--backend`, `--json` and `--quiet`.
 
-mod alloc_tuning;
 mod commands;
 
 use std::process::ExitCode;
@@ -91,7 +90,7 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
-    alloc_tuning::keep_large_buffers();
+    synthsae::alloc_tuning::keep_large_buffers();
     init_logging();
     let cli = Cli::parse();
     // `--backend` is global: a backend this binary lacks is a usage error on

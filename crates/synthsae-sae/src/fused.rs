@@ -210,6 +210,9 @@ macro_rules! with_cpu_autodiff {
     }};
 }
 
+mod standard;
+pub use standard::{standard_loss, StandardLoss};
+
 /// `x · w + b` with a backward pass that exploits a sparse output gradient
 /// (see the module docs). `x`: `[B, D]`, `w`: `[D, S]`, `b`: `[S]` →
 /// `[B, S]`. `None` when the fused operations are not available for `B`.

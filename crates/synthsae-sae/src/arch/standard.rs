@@ -5,7 +5,9 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::{cached_state, LinearCore, NormCache};
-use crate::config::{SaeConfig, StandardConfig, TrainingArch, TrainingSaeConfig};
+use crate::config::{
+    NormalizeActivations, SaeConfig, StandardConfig, TrainingArch, TrainingSaeConfig,
+};
 use crate::ops::{normalize_out, row, sum_sq_mean};
 use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
@@ -51,6 +53,12 @@ impl<B: Backend> Sae<B> for StandardSae<B> {
         let st = cached_state(&self.cache, self.cfg.base.normalize_activations);
         normalize_out(self.core.decode_linear(z), &st)
     }
+    fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
+        // relu = a threshold of 0.
+        let zero = vec![0.0f32; self.cfg.base.d_sae];
+        let select = crate::host::HostSelect::Threshold(&zero);
+        self.core.forward_sparse(x, &self.cfg.base, select, false)
+    }
     fn decoder_weights(&self) -> Tensor<B, 2> {
         self.core.w_dec.val()
     }
@@ -82,6 +90,32 @@ impl<B: Backend> StandardTrainingSae<B> {
     pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let c = self.arch();
         let b = &self.cfg.base;
+        let lambda = input.coefficient("l1").unwrap_or(c.l1_coefficient);
+        if c.lp_norm == 1.0 && b.normalize_activations == NormalizeActivations::None {
+            // CPU backends: the whole loss as one autodiff node (same values
+            // and gradients, a fraction of the per-operation cost).
+            if let Some(f) = crate::fused::standard_loss(
+                input.x.clone(),
+                self.core.w_enc.val(),
+                self.core.b_enc.val(),
+                self.core.w_dec.val(),
+                self.core.b_dec.val(),
+                lambda,
+                b.apply_b_dec_to_input,
+            ) {
+                return TrainStepOutput {
+                    sae_out: f.sae_out,
+                    feature_acts: f.feature_acts,
+                    hidden_pre: f.hidden_pre,
+                    loss: f.loss,
+                    losses: vec![
+                        ("mse_loss".into(), f.mse_loss),
+                        ("l1_loss".into(), f.l1_loss),
+                    ],
+                    firing: Some(f.firing),
+                };
+            }
+        }
         let x = input.x.clone();
         let (xp, st) =
             self.core
@@ -99,7 +133,6 @@ impl<B: Backend> StandardTrainingSae<B> {
                 .sum_dim(1)
                 .powf_scalar(1.0 / c.lp_norm)
         };
-        let lambda = input.coefficient("l1").unwrap_or(c.l1_coefficient);
         let l1 = sparsity.mul_scalar(lambda).mean();
         TrainStepOutput {
             sae_out,
