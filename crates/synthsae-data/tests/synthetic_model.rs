@@ -322,6 +322,10 @@ fn bad_files_give_clear_errors() {
         e.contains("synthetic_model_config.json") && e.contains("hiden_dim"),
         "{e}"
     );
+    // Remove the copies (`tmpdir` clears the directory it names).
+    for name in ["truncated", "shape", "missing", "badkey"] {
+        tmpdir(name);
+    }
     let e = SyntheticModelConfig::from_json(r#"{"num_features": 0, "hidden_dim": 4, "firing_probability": {"generator_name": "constant"}}"#)
         .unwrap_err()
         .to_string();
