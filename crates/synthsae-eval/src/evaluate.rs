@@ -142,6 +142,7 @@ impl Evaluator {
         sae_output: Tensor<B, 2>,
     ) -> Result<()> {
         let rows = self.check_rows(&hidden, &[sae_latents.rows, sae_latents.d_sae])?;
+        crate::metrics::classification::check_sparse(sae_latents)?;
         let fired = sae_latents.fire_counts();
         self.classification
             .add_sparse(sae_latents, &fired, features)?;

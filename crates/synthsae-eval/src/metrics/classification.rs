@@ -201,6 +201,7 @@ impl ClassificationCalculator {
         fired: &[u64],
         gt: &SparseBatch,
     ) -> Result<()> {
+        check_sparse(sae_latents)?;
         let (rows, s) = (sae_latents.rows, sae_latents.d_sae);
         self.check_batch(rows, s, gt)?;
         if fired.len() != s {
@@ -313,6 +314,37 @@ impl ClassificationCalculator {
     }
 }
 
+/// Checks that `z` is well-formed CSR (its fields are public): `rows + 1`
+/// non-decreasing offsets from 0 to `nnz`, as many values as indices, every
+/// index `< d_sae`.
+pub(crate) fn check_sparse(z: &SparseLatents) -> Result<()> {
+    let bad = |reason: String| Err(invalid("sae_latents", reason));
+    if z.offsets.len() != z.rows + 1 || z.offsets.first() != Some(&0) {
+        return bad(format!(
+            "{} offsets for {} rows (want rows + 1, starting at 0)",
+            z.offsets.len(),
+            z.rows
+        ));
+    }
+    if z.offsets.windows(2).any(|w| w[0] > w[1]) || z.offsets[z.rows] != z.cols.len() {
+        return bad("offsets must be non-decreasing and end at the number of entries".into());
+    }
+    if z.values.len() != z.cols.len() {
+        return bad(format!(
+            "{} values for {} indices",
+            z.values.len(),
+            z.cols.len()
+        ));
+    }
+    if let Some(&c) = z.cols.iter().find(|&&c| c as usize >= z.d_sae) {
+        return bad(format!(
+            "latent index {c} out of range for d_sae {}",
+            z.d_sae
+        ));
+    }
+    Ok(())
+}
+
 /// Classification metrics of one batch: latents `[batch, S]`, dense true
 /// activations `[batch, N]`, decoder rows `[S, D]`, true features `[N, D]`.
 pub fn compute_classification_metrics<B: Backend>(
@@ -362,6 +394,25 @@ mod tests {
         let zh = crate::host::to_f32(z, "z").unwrap();
         host.add_host(&zh, 4, &gt).unwrap();
         assert_eq!(host.confusion(), c.confusion());
+    }
+
+    #[test]
+    fn malformed_sparse_latents_are_errors() {
+        let mut c = ClassificationCalculator::new(vec![0, 1], 2).unwrap();
+        let gt = SparseBatch::zeros(1, 2);
+        let mut z = SparseLatents::empty(2);
+        z.push_row([(1, 2.0)]);
+        assert!(c.add_sparse(&z, &[0, 1], &gt).is_ok());
+        let mut out_of_range = z.clone();
+        out_of_range.cols[0] = 5;
+        let mut short = z.clone();
+        short.offsets.pop();
+        let mut values = z.clone();
+        values.values.push(1.0);
+        for bad in [out_of_range, short, values] {
+            let e = c.add_sparse(&bad, &[0, 1], &gt).unwrap_err().to_string();
+            assert!(e.contains("sae_latents"), "{e}");
+        }
     }
 
     #[test]
