@@ -240,7 +240,7 @@ fn observe<X: Backend>(dir: &Path, x: &[f32], device: &X::Device) -> Observed {
         ("sae_out".into(), host("sae_out", out.sae_out.clone())),
         (
             "feature_acts".into(),
-            host("feature_acts", out.feature_acts.clone()),
+            host("feature_acts", out.feature_acts.to_dense()),
         ),
         (
             "hidden_pre".into(),

@@ -348,7 +348,7 @@ impl<B: Backend> AnyTrainingSae<B> {
         match self {
             Self::BatchTopK(s) => match &output.firing {
                 Some(f) => s.update_threshold_with(f.min_positive),
-                None => s.update_threshold(&output.feature_acts),
+                None => s.update_threshold(&output.feature_acts.to_dense()),
             },
             _ => Vec::new(),
         }

@@ -212,6 +212,10 @@ macro_rules! with_cpu_autodiff {
 
 mod standard;
 pub use standard::{standard_loss, StandardLoss};
+mod kernels;
+pub use kernels::sum_squares;
+mod topk_loss;
+pub(crate) use topk_loss::{topk_loss, TopKLossSpec};
 
 /// `x · w + b` with a backward pass that exploits a sparse output gradient
 /// (see the module docs). `x`: `[B, D]`, `w`: `[D, S]`, `b`: `[S]` →
@@ -258,7 +262,7 @@ fn host<I: Backend, const N: usize>(p: Prim<I>) -> Vec<f32> {
 /// An `f32` tensor's values on the host, row-major: Flex's own buffer when
 /// it is contiguous f32 (no copy: on these CPU backends "the host" is where
 /// the tensor already lives), else a copy.
-pub(crate) enum HostF32 {
+pub enum HostF32 {
     /// Borrowed from a Flex tensor (kept alive by holding it).
     #[cfg(feature = "flex")]
     Flex(burn::backend::flex::FlexTensor),
@@ -294,7 +298,7 @@ fn host_view<I: Backend, const N: usize>(p: Prim<I>) -> HostF32 {
 
 /// The values of `t` (untracked) on the host, without a copy on `Flex` and
 /// `Autodiff<Flex>` (see [`HostF32`]); a copy on every other backend.
-pub(crate) fn host_values<B: Backend, const N: usize>(t: Tensor<B, N>) -> HostF32 {
+pub fn host_values<B: Backend, const N: usize>(t: Tensor<B, N>) -> HostF32 {
     #[cfg(feature = "flex")]
     {
         use burn::backend::Flex;
@@ -365,7 +369,7 @@ impl<I: Backend> Backward<I, 3> for LinearBackward {
         let vals: Vec<f32> = entries.iter().map(|(r, c)| g[r * s + c]).collect();
         if let (Some(node), Some(w)) = (&px, w) {
             // grad_x[r] = Σ_c g[r, c] · W[:, c]: rows of Wᵀ.
-            let wt = transpose(&host_view::<I, 2>(w), d, s);
+            let wt = kernels::transpose(&host_view::<I, 2>(w), d, s);
             let mut gx = vec![0.0f32; b * d];
             gx.par_chunks_mut(d).enumerate().for_each(|(r, out)| {
                 let (e0, e1) = (
@@ -394,7 +398,7 @@ impl<I: Backend> Backward<I, 3> for LinearBackward {
                 });
                 grads.register::<I>(
                     node.id,
-                    prim::<I, 2>(transpose(&gwt, s, d), [d, s], &device),
+                    prim::<I, 2>(kernels::transpose(&gwt, s, d), [d, s], &device),
                 );
             }
             if let Some(node) = &pb {
@@ -610,6 +614,64 @@ fn decode_ad<I: Backend>(
     Tensor::from_primitive(TensorPrimitive::Float(node))
 }
 
+/// `out = x · w + 1 · bias` for row-major `x` `[m, k]`, `w` `[k, n]`,
+/// `bias` `[n]`: the output buffer starts as the bias rows and the product
+/// is accumulated into it (one pass over the output instead of a zero-fill,
+/// the product and a broadcast add).
+pub(crate) fn gemm_bias(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    assert!(
+        x.len() >= m * k && w.len() >= k * n && bias.len() >= n,
+        "gemm_bias: shapes"
+    );
+    let mut out = vec![0.0f32; m * n];
+    out.par_chunks_mut(n.max(1))
+        .for_each(|row| row.copy_from_slice(&bias[..n]));
+    if m == 0 || n == 0 || k == 0 {
+        return out;
+    }
+    // Flex's threshold for a parallel product.
+    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= 64 * 64 * 64 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three buffers are distinct allocations (`out` is owned
+    // here) and large enough for the row-major strides passed (asserted
+    // above): dst `[m, n]` (column stride 1, row stride n), lhs `[m, k]`,
+    // rhs `[k, n]`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    out
+}
+
 /// `y += a · x`.
 #[inline]
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
@@ -635,17 +697,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
-}
-
-/// Row-major `[rows, cols]` → `[cols, rows]`.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    t.par_chunks_mut(rows).enumerate().for_each(|(c, out)| {
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = m[r * cols + c];
-        }
-    });
-    t
 }
 
 #[cfg(test)]

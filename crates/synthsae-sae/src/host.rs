@@ -254,7 +254,7 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-fn indices_at_least(row: &[f32], lo: f32, abs: bool, out: &mut Vec<u32>) {
+pub(crate) fn indices_at_least(row: &[f32], lo: f32, abs: bool, out: &mut Vec<u32>) {
     const BLOCK: usize = 64;
     let passes = |v: f32| if abs { v.abs() >= lo } else { v >= lo };
     let mut flags = [0u8; BLOCK];

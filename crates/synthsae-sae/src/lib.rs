@@ -42,5 +42,7 @@ pub use config::{
     InferenceArch, NormalizeActivations, SaeBase, SaeConfig, TrainingArch, TrainingSaeConfig,
 };
 pub use error::{Result, SaeError};
-pub use sae::{Coefficient, Firing, Sae, TrainStepInput, TrainStepOutput, TrainingSae};
+pub use sae::{
+    Coefficient, Firing, Sae, StepLatents, TrainStepInput, TrainStepOutput, TrainingSae,
+};
 pub use sparse::{SparseForward, SparseLatents};

@@ -19,7 +19,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::sparse::SparseForward;
+use crate::sparse::{SparseForward, SparseLatents};
 
 /// An SAE in inference form: what an evaluator needs, nothing more.
 pub trait Sae<B: Backend> {
@@ -121,13 +121,40 @@ impl<B: Backend> TrainStepInput<B> {
     }
 }
 
+/// A training step's latent activations, `[batch, d_sae]`: a dense tensor,
+/// or only the non-zero entries (the fused CPU path selects them on the
+/// host), made dense when asked for.
+#[derive(Debug, Clone)]
+pub enum StepLatents<B: Backend> {
+    /// Dense latents (tracked when the forward pass tracks them).
+    Dense(Tensor<B, 2>),
+    /// The non-zero entries (untracked) and the device of the dense form.
+    Sparse(std::sync::Arc<SparseLatents>, B::Device),
+}
+
+impl<B: Backend> StepLatents<B> {
+    /// The latents as a dense tensor `[batch, d_sae]`.
+    pub fn to_dense(&self) -> Tensor<B, 2> {
+        match self {
+            Self::Dense(t) => t.clone(),
+            Self::Sparse(l, device) => l.to_dense::<B>(device),
+        }
+    }
+}
+
+impl<B: Backend> From<Tensor<B, 2>> for StepLatents<B> {
+    fn from(t: Tensor<B, 2>) -> Self {
+        Self::Dense(t)
+    }
+}
+
 /// What one training forward pass returns.
 #[derive(Debug, Clone)]
 pub struct TrainStepOutput<B: Backend> {
     /// Reconstruction: `[batch, d_in]`.
     pub sae_out: Tensor<B, 2>,
     /// Latent activations: `[batch, d_sae]`.
-    pub feature_acts: Tensor<B, 2>,
+    pub feature_acts: StepLatents<B>,
     /// Pre-activations as sae-lens returns them (`hidden_pre`): `[batch, d_sae]`.
     pub hidden_pre: Tensor<B, 2>,
     /// Sum of all loss terms: `[1]`.

@@ -20,12 +20,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use multiversion::multiversion;
 use rayon::prelude::*;
+use synthsae_sae::fused::{host_values, sum_squares, HostF32};
 
 /// Adam hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +55,9 @@ impl Default for AdamSettings {
     }
 }
 
+/// Host first and second moments of one parameter, `[numel]` each.
+type HostMoments = (Arc<Vec<f32>>, Arc<Vec<f32>>);
+
 /// First and second moments of one parameter, flattened to `[numel]`.
 #[derive(Debug, Clone)]
 struct Moments<B: Backend> {
@@ -75,7 +82,9 @@ pub struct Adam<B: AutodiffBackend> {
     step: u64,
     moments: BTreeMap<String, Moments<B::InnerBackend>>,
     /// Host mode: `(m, v)` per parameter path.
-    host_moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    /// Shared buffers: cloning the optimizer (the trainer keeps the last
+    /// good state every step) copies no moments; an update writes new ones.
+    host_moments: BTreeMap<String, HostMoments>,
     host: bool,
 }
 
@@ -211,7 +220,7 @@ impl<B: AutodiffBackend> Adam<B> {
         let moments = if self.host {
             self.host_moments
                 .iter()
-                .map(|(k, (m, v))| (k.clone(), m.clone(), v.clone()))
+                .map(|(k, (m, v))| (k.clone(), m.to_vec(), v.to_vec()))
                 .collect()
         } else {
             self.moments
@@ -262,7 +271,7 @@ impl<B: AutodiffBackend> Adam<B> {
             self.host_moments = state
                 .moments
                 .iter()
-                .map(|(k, m, v)| (k.clone(), (m.clone(), v.clone())))
+                .map(|(k, m, v)| (k.clone(), (Arc::new(m.clone()), Arc::new(v.clone()))))
                 .collect();
             return Ok(());
         }
@@ -312,7 +321,7 @@ fn to_vec<B: Backend>(t: &Tensor<B, 1>) -> Vec<f32> {
 /// of their squares.
 struct HostGradVisitor<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
-    host: HashMap<ParamId, Vec<f32>>,
+    host: HashMap<ParamId, HostF32>,
     sum_sq: f64,
     _b: PhantomData<B>,
 }
@@ -320,18 +329,12 @@ struct HostGradVisitor<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for HostGradVisitor<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let g = host_vec(g);
-            self.sum_sq += g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+            // Borrowed from the gradient's buffer on Flex (no copy).
+            let g = host_values(g);
+            self.sum_sq += sum_squares(&g);
             self.host.insert(param.id, g);
         }
     }
-}
-
-fn host_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .expect("f32 data after convert")
 }
 
 /// The per-element update in f32, in the device path's operation order.
@@ -348,29 +351,78 @@ struct HostRule {
 }
 
 impl HostRule {
-    /// Updates `p`, `m`, `v` in place from the raw gradient `g`.
-    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    /// The updated parameter and moments from `p`, the raw gradient `g` and
+    /// the moments `m`, `v` (new buffers: the old ones may be shared with
+    /// a saved state).
+    fn apply(&self, p: &[f32], g: &[f32], m: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         const CHUNK: usize = 1 << 14;
-        p.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-            .for_each(|((p, g), (m, v))| {
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    let g = g * self.scale;
-                    *m = *m * self.beta1 + g * self.one_minus_beta1;
-                    *v = *v * self.beta2 + g * g * self.one_minus_beta2;
-                    let denom = v.sqrt() / self.bias2_sqrt + self.epsilon;
-                    *p -= *m / denom * self.step_size;
-                }
+        let n = p.len();
+        assert!(
+            g.len() == n && m.len() == n && v.len() == n,
+            "Adam: lengths"
+        );
+        let (mut po, mut mo, mut vo) = (
+            Vec::<f32>::with_capacity(n),
+            Vec::<f32>::with_capacity(n),
+            Vec::<f32>::with_capacity(n),
+        );
+        // Written without zero-filling first (three fresh 1 MB buffers per
+        // 256k-entry parameter and step).
+        po.spare_capacity_mut()[..n]
+            .par_chunks_mut(CHUNK)
+            .zip(
+                mo.spare_capacity_mut()[..n]
+                    .par_chunks_mut(CHUNK)
+                    .zip(vo.spare_capacity_mut()[..n].par_chunks_mut(CHUNK)),
+            )
+            .zip(p.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(((po, (mo, vo)), (p, g)), (m, v))| {
+                adam_chunk(self, [po, mo, vo], [p, g, m, v]);
             });
+        // SAFETY: the chunks above cover the first `n` slots of each
+        // buffer, and `adam_chunk` writes every slot of its chunks (the
+        // four inputs have `n` entries, asserted above, so the zipped
+        // chunks have equal lengths).
+        unsafe {
+            po.set_len(n);
+            mo.set_len(n);
+            vo.set_len(n);
+        }
+        (po, mo, vo)
+    }
+}
+
+/// [`HostRule::apply`] on one chunk, compiled for the host's vector width
+/// (the workspace targets baseline x86-64). No fused multiply-adds: the
+/// same bits on every target.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2",
+    "aarch64+neon"
+))]
+fn adam_chunk(rule: &HostRule, out: [&mut [MaybeUninit<f32>]; 3], inp: [&[f32]; 4]) {
+    let r = *rule;
+    let [po, mo, vo] = out;
+    let [p, g, m, v] = inp;
+    let outs = po.iter_mut().zip(mo.iter_mut().zip(vo.iter_mut()));
+    let ins = p.iter().zip(g).zip(m.iter().zip(v));
+    for ((po, (mo, vo)), ((&p, &g), (&m, &v))) in outs.zip(ins) {
+        let g = g * r.scale;
+        let m = m * r.beta1 + g * r.one_minus_beta1;
+        let v = v * r.beta2 + g * g * r.one_minus_beta2;
+        let denom = v.sqrt() / r.bias2_sqrt + r.epsilon;
+        po.write(p - m / denom * r.step_size);
+        mo.write(m);
+        vo.write(v);
     }
 }
 
 /// Applies [`HostRule`] while walking the module, keyed by path.
 struct HostAdamMapper<'a, B: AutodiffBackend> {
     rule: HostRule,
-    grads: HashMap<ParamId, Vec<f32>>,
-    moments: &'a mut BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    grads: HashMap<ParamId, HostF32>,
+    moments: &'a mut BTreeMap<String, HostMoments>,
     path: Vec<String>,
     _b: PhantomData<B>,
 }
@@ -393,14 +445,16 @@ impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
         let shape = tensor.shape();
         let device = tensor.device();
         let numel = g.len();
-        let mut p = host_vec(tensor.inner());
+        // Read in place (Flex); the update writes a new buffer, which the
+        // caller's copies of the old parameters (the last good state) need.
+        let p = host_values(tensor.inner());
         let key = self.path.join(".");
-        let (mut m, mut v) = match self.moments.remove(&key) {
+        let (m, v) = match self.moments.remove(&key) {
             Some((m, v)) if m.len() == numel && v.len() == numel => (m, v),
-            _ => (vec![0.0; numel], vec![0.0; numel]),
+            _ => (Arc::new(vec![0.0; numel]), Arc::new(vec![0.0; numel])),
         };
-        self.rule.apply(&mut p, &g, &mut m, &mut v);
-        self.moments.insert(key, (m, v));
+        let (p, m, v) = self.rule.apply(&p, &g, &m, &v);
+        self.moments.insert(key, (Arc::new(m), Arc::new(v)));
         let inner = Tensor::<B::InnerBackend, D>::from_data(TensorData::new(p, shape), &device);
         let mut tensor = Tensor::from_inner(inner);
         if require_grad {

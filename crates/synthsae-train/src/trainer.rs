@@ -560,7 +560,7 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
                 ),
                 None => out
                     .feature_acts
-                    .clone()
+                    .to_dense()
                     .inner()
                     .not_equal_elem(0.0)
                     .float()

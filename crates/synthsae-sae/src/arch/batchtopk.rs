@@ -191,7 +191,7 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
         }
         TrainStepOutput {
             sae_out,
-            feature_acts: z,
+            feature_acts: z.into(),
             hidden_pre,
             loss,
             losses,

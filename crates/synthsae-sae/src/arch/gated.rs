@@ -214,7 +214,7 @@ impl<B: Backend> GatedTrainingSae<B> {
         let aux = sum_sq_mean(w.decode_linear(pi_gate_act) - x);
         TrainStepOutput {
             sae_out,
-            feature_acts: z,
+            feature_acts: z.into(),
             hidden_pre,
             loss: mse.clone() + l1.clone() + aux.clone(),
             losses: vec![

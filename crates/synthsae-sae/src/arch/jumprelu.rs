@@ -226,7 +226,7 @@ impl<B: Backend> JumpReluTrainingSae<B> {
         }
         TrainStepOutput {
             sae_out,
-            feature_acts: z,
+            feature_acts: z.into(),
             hidden_pre,
             loss,
             losses,

@@ -197,7 +197,7 @@ impl<B: Backend> MatchingPursuitTrainingSae<B> {
         TrainStepOutput {
             sae_out,
             hidden_pre: z.zeros_like(),
-            feature_acts: z,
+            feature_acts: z.into(),
             loss: mse.clone(),
             losses: vec![("mse_loss".into(), mse)],
             firing: None,

@@ -105,7 +105,7 @@ impl<B: Backend> StandardTrainingSae<B> {
             ) {
                 return TrainStepOutput {
                     sae_out: f.sae_out,
-                    feature_acts: f.feature_acts,
+                    feature_acts: f.feature_acts.into(),
                     hidden_pre: f.hidden_pre,
                     loss: f.loss,
                     losses: vec![
@@ -136,7 +136,7 @@ impl<B: Backend> StandardTrainingSae<B> {
         let l1 = sparsity.mul_scalar(lambda).mean();
         TrainStepOutput {
             sae_out,
-            feature_acts: z,
+            feature_acts: z.into(),
             hidden_pre,
             loss: mse.clone() + l1.clone(),
             losses: vec![("mse_loss".into(), mse), ("l1_loss".into(), l1)],

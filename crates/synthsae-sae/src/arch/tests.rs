@@ -152,7 +152,7 @@ fn topk_loss_by_hand() {
     // e = [-0.5, -1]: (2.5² + 1²) = 7.25.
     close(term(&out, "auxiliary_reconstruction_loss"), 7.25);
     close(scalar(&out.loss), 8.5);
-    let fa = to_vec(out.feature_acts);
+    let fa = to_vec(out.feature_acts.to_dense());
     close(fa[2] as f64, 1.5 * 2f64.sqrt());
     assert_eq!((fa[0], fa[1]), (0.0, 0.0));
     let out = sae.forward_train(&input(x, None, &[]));
@@ -171,7 +171,7 @@ fn abstopk_loss_by_hand() {
     };
     let x = t2(&[&[-1.0, -0.5]]);
     let out = sae.forward_train(&input(x, Some(&[true, true, false]), &[]));
-    let fa = to_vec(out.feature_acts.clone());
+    let fa = to_vec(out.feature_acts.to_dense());
     close(fa[2] as f64, -1.5 * 2f64.sqrt());
     close(term(&out, "mse_loss"), 1.25);
     close(term(&out, "auxiliary_reconstruction_loss"), 7.25);
@@ -192,7 +192,7 @@ fn batchtopk_and_matryoshka_loss_by_hand() {
     let x = t2(&[&[1.0, 0.5], &[0.2, 0.1]]);
     let out = sae.forward_train(&input(x.clone(), None, &[]));
     close(term(&out, "mse_loss"), (7.25 + 0.05) / 2.0);
-    let metrics = sae.update_threshold(&out.feature_acts);
+    let metrics = sae.update_threshold(&out.feature_acts.to_dense());
     close(metrics[0].1, 0.01 * 2.0);
     close(sae.topk_threshold, 0.02);
     // Matryoshka, widths [1, 3]: x̂_1 rows [2,0] and 0 → (1.25 + 0.05)/2.
@@ -416,7 +416,7 @@ fn matching_pursuit_loss_by_hand() {
         cfg: cfg(TrainingArch::MatchingPursuit(mp), 2, 2),
     };
     let out = sae.forward_train(&input(t2(&[&[1.0, 1.0]]), None, &[]));
-    let z = to_vec(out.feature_acts.clone());
+    let z = to_vec(out.feature_acts.to_dense());
     close(z[0] as f64, 0.16);
     close(z[1] as f64, 1.4);
     close(term(&out, "mse_loss"), 0.0144);

@@ -411,7 +411,7 @@ impl<B: Backend> TopKTrainingSae<B> {
         );
         TrainStepOutput {
             sae_out,
-            feature_acts: z,
+            feature_acts: z.into(),
             hidden_pre,
             loss: mse.clone() + aux.clone(),
             losses: vec![

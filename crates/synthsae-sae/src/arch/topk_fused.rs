@@ -13,6 +13,7 @@ use burn::prelude::*;
 
 use super::topk::count_dead;
 use super::LinearCore;
+use crate::config::NormalizeActivations;
 use crate::fused::{linear_sparse_grad, masked_decode, Entries, KeptActivation};
 use crate::ops::{normalize_out, nth_largest_host, row, sum_sq_mean, to_vec};
 use crate::sae::{Firing, TrainStepInput, TrainStepOutput};
@@ -49,6 +50,13 @@ pub(crate) fn forward_train_fused<B: Backend>(
 ) -> Option<TrainStepOutput<B>> {
     if !crate::fused::available::<B>() {
         return None;
+    }
+    let per_sample = matches!(
+        base.normalize_activations,
+        NormalizeActivations::ConstantNormRescale | NormalizeActivations::LayerNorm
+    );
+    if spec.matryoshka.is_none() && !per_sample {
+        return forward_train_one_node(core, base, spec, input);
     }
     let x = input.x.clone();
     let device = x.device();
@@ -177,11 +185,76 @@ pub(crate) fn forward_train_fused<B: Backend>(
     }
     Some(TrainStepOutput {
         sae_out,
-        feature_acts,
+        feature_acts: feature_acts.into(),
         hidden_pre,
         loss,
         losses,
         firing: Some(firing),
+    })
+}
+
+/// TopK / AbsTopK / BatchTopK without Matryoshka levels or per-sample
+/// normalisation: the whole loss as one node ([`crate::fused::topk_loss`]).
+fn forward_train_one_node<B: Backend>(
+    core: &LinearCore<B>,
+    base: &crate::config::SaeBase,
+    spec: &FusedSpec,
+    input: &TrainStepInput<B>,
+) -> Option<TrainStepOutput<B>> {
+    let x = input.x.clone();
+    let d = x.dims()[1];
+    let abs = matches!(spec.selection, Selection::TopK { abs: true, .. });
+    // The aux-k term: `k_aux = D / 2` among the dead latents.
+    let k_aux = d / 2;
+    let dead = input.dead_mask.as_ref().map(dead_flags);
+    let num_dead = dead
+        .as_ref()
+        .map_or(0, |m| m.iter().filter(|&&f| f).count());
+    let aux_scale = if num_dead > 0 && k_aux > 0 {
+        spec.aux_coefficient * (num_dead as f64 / k_aux as f64).min(1.0)
+    } else {
+        0.0
+    };
+    let fspec = crate::fused::TopKLossSpec {
+        rescale: spec.rescale,
+        apply_b_dec: base.apply_b_dec_to_input,
+        activation: if abs {
+            KeptActivation::Identity
+        } else {
+            KeptActivation::Relu
+        },
+        aux_scale,
+    };
+    let s = core.w_enc.val().dims()[1];
+    let b = x.dims()[0];
+    let select = |v: &[f32]| match spec.selection {
+        Selection::TopK { k, abs } => topk_entries(v, b, s, k, abs),
+        Selection::BatchTopK { k, hint } => batch_topk_entries(v, b, s, k, hint),
+    };
+    let aux_select = |v: &[f32]| {
+        let dead = dead.as_deref().unwrap_or(&[]);
+        aux_entries(v, b, s, dead, (0, s), k_aux.min(num_dead), abs)
+    };
+    let out = crate::fused::topk_loss(
+        x,
+        core.w_enc.val(),
+        core.b_enc.val(),
+        core.w_dec.val(),
+        core.b_dec.val(),
+        fspec,
+        &select,
+        &aux_select,
+    )?;
+    Some(TrainStepOutput {
+        sae_out: out.sae_out,
+        feature_acts: out.feature_acts,
+        hidden_pre: out.hidden_pre,
+        loss: out.loss,
+        losses: vec![
+            ("mse_loss".to_string(), out.mse_loss),
+            ("auxiliary_reconstruction_loss".into(), out.aux_loss),
+        ],
+        firing: Some(out.firing),
     })
 }
 
@@ -246,7 +319,13 @@ fn batch_topk_entries(host: &[f32], b: usize, s: usize, k: f64, hint: f64) -> En
         return Entries::from_host(host, b, s, |v| v > 0.0);
     }
     let mut bounds = Vec::with_capacity(3);
-    let stride = (total / 8192).max(1);
+    // A stride coprime with the row width, so that the sample visits every
+    // column (a stride dividing `s` would sample the same few latents in
+    // every row, and a bound read off them can be far off).
+    let mut stride = (total / 8192).max(1);
+    while stride > 1 && gcd(stride, s) != 1 {
+        stride += 1;
+    }
     let mut sample: Vec<f32> = host.iter().step_by(stride).copied().collect();
     let m = ((2.0 * n as f64 / total as f64) * sample.len() as f64).ceil() as usize + 8;
     if m < sample.len() {
@@ -258,19 +337,24 @@ fn batch_topk_entries(host: &[f32], b: usize, s: usize, k: f64, hint: f64) -> En
         bounds.push((hint / 2.0) as f32);
     }
     bounds.push(0.0);
-    let mut cand: Vec<usize> = Vec::new();
+    let mut cand: Vec<(Vec<u32>, Vec<f32>)> = Vec::new();
+    let mut found = 0;
     for lo in bounds {
         // Strictly positive values only (relu'd zeros are never kept).
         let lo = if lo > 0.0 { lo } else { f32::MIN_POSITIVE };
-        cand = candidates_at_least(host, lo);
-        if cand.len() >= n || lo == f32::MIN_POSITIVE {
+        cand = candidates_at_least(host, s, lo);
+        found = cand.iter().map(|(c, _)| c.len()).sum::<usize>();
+        if found >= n || lo == f32::MIN_POSITIVE {
             break;
         }
     }
     // Fewer than n positive values: the n-th largest relu'd value is 0, and
     // every positive entry is kept.
-    let cut = if cand.len() >= n {
-        let mut vals: Vec<f32> = cand.iter().map(|&i| host[i]).collect();
+    let cut = if found >= n {
+        let mut vals = Vec::with_capacity(found);
+        for (_, v) in &cand {
+            vals.extend_from_slice(v);
+        }
         nth_largest_host(&mut vals, n).unwrap_or(f32::MIN_POSITIVE)
     } else {
         f32::MIN_POSITIVE
@@ -278,14 +362,8 @@ fn batch_topk_entries(host: &[f32], b: usize, s: usize, k: f64, hint: f64) -> En
     let mut row_offsets = Vec::with_capacity(b + 1);
     let mut cols = Vec::with_capacity(n + n / 8);
     row_offsets.push(0u32);
-    for i in cand.into_iter().filter(|&i| host[i] >= cut) {
-        let r = i / s;
-        while row_offsets.len() <= r {
-            row_offsets.push(cols.len() as u32);
-        }
-        cols.push((i % s) as u32);
-    }
-    while row_offsets.len() <= b {
+    for (c, v) in &cand {
+        cols.extend(c.iter().zip(v).filter(|(_, &v)| v >= cut).map(|(&c, _)| c));
         row_offsets.push(cols.len() as u32);
     }
     Entries {
@@ -296,24 +374,27 @@ fn batch_topk_entries(host: &[f32], b: usize, s: usize, k: f64, hint: f64) -> En
     }
 }
 
-/// Indices (ascending) of the values `≥ lo`, in one parallel pass.
-fn candidates_at_least(host: &[f32], lo: f32) -> Vec<usize> {
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Per row of a row-major `[_, s]` array, the columns (ascending) of the
+/// values `≥ lo` and those values; rows in parallel, each with the
+/// vectorised scan (the values are read while the row is in cache).
+fn candidates_at_least(host: &[f32], s: usize, lo: f32) -> Vec<(Vec<u32>, Vec<f32>)> {
     use rayon::prelude::*;
-    const CHUNK: usize = 1 << 16;
-    let parts: Vec<Vec<usize>> = host
-        .par_chunks(CHUNK)
-        .enumerate()
-        .map(|(c, chunk)| {
-            let base = c * CHUNK;
-            chunk
-                .iter()
-                .enumerate()
-                .filter(|(_, &v)| v >= lo)
-                .map(|(i, _)| base + i)
-                .collect()
+    host.par_chunks(s.max(1))
+        .with_min_len(8)
+        .map(|row| {
+            let mut cols = Vec::new();
+            crate::host::indices_at_least(row, lo, false, &mut cols);
+            let vals = cols.iter().map(|&c| row[c as usize]).collect();
+            (cols, vals)
         })
-        .collect();
-    parts.concat()
+        .collect()
 }
 
 /// Aux-k entries: per row, among the dead latents in `range`, those whose
@@ -495,11 +576,11 @@ mod tests {
         v.push(("sae_out".into(), to_vec(out.sae_out.clone().detach())));
         v.push((
             "feature_acts".into(),
-            to_vec(out.feature_acts.clone().detach()),
+            to_vec(out.feature_acts.to_dense().detach()),
         ));
         v.push(("hidden_pre".into(), to_vec(out.hidden_pre.clone().detach())));
         // The firing summary, as the dense latents give it (both paths).
-        let acts = to_vec(out.feature_acts.clone().detach());
+        let acts = to_vec(out.feature_acts.to_dense().detach());
         let mut counts = vec![0.0f32; S];
         for row in acts.chunks_exact(S) {
             for (n, &a) in counts.iter_mut().zip(row) {
@@ -558,6 +639,14 @@ mod tests {
         let want = outputs(core, generic());
         let out = fused();
         assert!(out.firing.is_some(), "{case}: the fused path ran");
+        // Without Matryoshka levels the whole loss is one node, whose
+        // latents stay sparse.
+        let one_node = !case.contains("Matryoshka");
+        assert_eq!(
+            matches!(out.feature_acts, crate::StepLatents::Sparse(..)),
+            one_node,
+            "{case}: one-node path"
+        );
         agree(case, &want, &outputs(core, out), tol);
     }
 

@@ -107,7 +107,7 @@ impl<B: AutodiffBackend> TrainingSae<B> for ToySae<B> {
         let l1 = (z.clone() * norms).sum_dim(1).mean().mul_scalar(lambda);
         TrainStepOutput {
             sae_out: out,
-            feature_acts: z,
+            feature_acts: z.into(),
             hidden_pre: pre,
             loss: mse.clone() + l1.clone(),
             losses: vec![("mse_loss".into(), mse), ("l1_loss".into(), l1)],
