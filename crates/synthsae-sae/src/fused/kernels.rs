@@ -10,8 +10,9 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-/// `Σ a_i b_i` in sixteen partial sums (fixed order).
-#[inline]
+/// `Σ a_i b_i` in sixteen partial sums (fixed order). Always inlined, so that
+/// it is compiled with the calling kernel's vector width.
+#[inline(always)]
 fn dot16(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
