@@ -214,6 +214,7 @@ mod standard;
 pub use standard::{standard_loss, StandardLoss};
 mod kernels;
 pub use kernels::sum_squares;
+use kernels::{axpy, dot16 as dot};
 mod topk_loss;
 pub(crate) use topk_loss::{topk_loss, TopKLossSpec};
 
@@ -670,33 +671,6 @@ pub(crate) fn gemm_bias(
         );
     }
     out
-}
-
-/// `y += a · x`.
-#[inline]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
-/// `Σ a_i b_i` in eight partial sums (fixed order).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]

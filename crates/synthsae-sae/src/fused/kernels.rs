@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// `Σ a_i b_i` in sixteen partial sums (fixed order). Always inlined, so that
 /// it is compiled with the calling kernel's vector width.
 #[inline(always)]
-fn dot16(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot16(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
@@ -30,6 +30,14 @@ fn dot16(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `y += a · x` (always inlined, like [`dot16`]).
+#[inline(always)]
+pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
 /// `out += Σ_k coef[k] · src[idx[k]]` over rows of a row-major `[_, d]`
 /// matrix `src` (`out`: `[d]`), in the order of `idx`.
 #[multiversion(targets(
@@ -40,10 +48,7 @@ fn dot16(a: &[f32], b: &[f32]) -> f32 {
 pub(crate) fn axpy_gather(out: &mut [f32], coef: &[f32], idx: &[u32], src: &[f32], d: usize) {
     for (&a, &i) in coef.iter().zip(idx) {
         let i = i as usize;
-        let row = &src[i * d..(i + 1) * d];
-        for (o, &x) in out.iter_mut().zip(row) {
-            *o += a * x;
-        }
+        axpy(out, a, &src[i * d..(i + 1) * d]);
     }
 }
 
