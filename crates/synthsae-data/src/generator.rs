@@ -1154,46 +1154,54 @@ fn cs_norm_limit(a: f64, c: f64) -> f64 {
     lo
 }
 
-/// Reusable buffers of [`thin_low_rank_rows`], one entry per row.
+/// Reusable buffers of [`thin_low_rank_rows`].
 #[derive(Default)]
 struct ThinScratch {
-    /// The segments of positions sharing one candidate bound.
-    segments: Vec<Vec<Segment>>,
-    /// The gaps of exact-gap tiles, `[rows rounded up to GAP_ROWS, n_pad]`
-    /// (other tiles: stale).
-    gaps: Vec<f32>,
-    /// The fired features, in plan order.
+    /// The fired features of each row, in plan order.
     fired: Vec<Vec<u32>>,
     /// `ε` of the rows `[rows rounded up to GAP_ROWS, R]` (zero-padded).
     eps: Vec<f32>,
+    /// Each row's unspent exponential budget (see [`spend`]).
+    budget: Vec<f64>,
 }
 
 impl ThinScratch {
-    fn reset(&mut self, rows: usize, n_pad: usize) {
-        self.segments.resize_with(rows, Vec::new);
+    fn reset(&mut self, rows: usize) {
         self.fired.resize_with(rows, Vec::new);
-        for r in 0..rows {
-            self.segments[r].clear();
-            self.fired[r].clear();
+        for fired in &mut self.fired[..rows] {
+            fired.clear();
         }
-        self.gaps
-            .resize(rows.div_ceil(GAP_ROWS) * GAP_ROWS * n_pad, 0.0);
     }
 }
 
-/// Consecutive plan positions whose candidates are drawn at one bound.
-#[derive(Debug, Clone, Copy)]
-struct Segment {
-    /// First plan position.
-    start: u32,
-    /// Number of positions.
-    len: u32,
-    /// Whether the gaps are in `ThinScratch::gaps` (else the candidate's gap
-    /// is computed when it is drawn: Cauchy–Schwarz tile).
-    exact: bool,
-    /// Hazard per position and the candidate probability `1 − e^{−h}`.
-    h: f64,
-    pbar: f64,
+/// Spends a row's exponential budget `e` along `len` consecutive plan
+/// positions from `start` that are candidates at hazard `h` (candidate
+/// probability `pbar = 1 − e^{−h}`); a candidate `i`, whose gap is
+/// `gap(i)`, fires w.p. `Φ̄(gap) / pbar`, and is then appended to `fired`.
+/// A candidate-free stretch (the common case) costs one subtraction.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn spend(
+    plan: &LowRankPlan,
+    e: &mut f64,
+    (h, pbar): (f64, f64),
+    start: usize,
+    len: usize,
+    rng: &mut SampleRng,
+    fired: &mut Vec<u32>,
+    gap: impl Fn(usize) -> f32,
+) {
+    let total = len as f64 * h;
+    if *e >= total {
+        *e -= total;
+        return;
+    }
+    walk(e, h, len, rng, |k, rng| {
+        let i = start + k;
+        if tail_exceeds(gap(i), unit_uniform(rng) * pbar) {
+            fired.push(plan.order[i]);
+        }
+    });
 }
 
 /// Firing of the parent-free features of a low-rank copula in a block of
@@ -1203,15 +1211,14 @@ struct Segment {
 ///
 /// Tile by tile (`GAP_TILE` features), for each group of `GAP_ROWS` rows:
 /// when, for every row of the group, the Cauchy–Schwarz bound
-/// `t_i ≥ min τ/√d − ‖ε‖ · max ‖F‖/√d` already makes candidates rare, the
-/// tile is one segment at that bound and only candidates get a dot product;
-/// otherwise the group's gaps are computed in one pass ([`lowrank_gaps`];
-/// the tile's factor columns stay in cache across the groups) and each
-/// `GAP_SUB`-feature sub-block is a segment at the bound of its smallest
-/// gap. Then each row spends exponential budgets along its segments (one
-/// subtraction per candidate-free segment); a candidate at bound `p̄` fires
-/// w.p. `p_i / p̄`. Leaves the fired features (in plan order) in
-/// `scratch.fired[..rows]`.
+/// `t_i ≥ min τ/√d − ‖ε‖ · max ‖F‖/√d` already makes candidates rare, each
+/// row walks the tile at that bound and only candidates get a dot product;
+/// otherwise the group's gaps are computed in one pass ([`lowrank_gaps`])
+/// and each row walks each `GAP_SUB`-feature sub-block at the bound of its
+/// smallest gap. Each row carries one exponential budget along its walk
+/// (memorylessness makes the pieces one exact walk, [`spend`]); a candidate
+/// at bound `p̄` fires w.p. `p_i / p̄`. Leaves the fired features (in plan
+/// order) in `scratch.fired[..rows]`.
 fn thin_low_rank_rows(
     plan: &LowRankPlan,
     eps: &[f32],
@@ -1222,15 +1229,16 @@ fn thin_low_rank_rows(
     let rows = eps.len() / rank;
     let groups = rows.div_ceil(GAP_ROWS);
     let n_pad = plan.order.len();
-    scratch.reset(rows, n_pad);
+    scratch.reset(rows);
     scratch.eps.clear();
     scratch.eps.extend_from_slice(eps);
     scratch.eps.resize(groups * GAP_ROWS * rank, 0.0);
+    scratch.budget.clear();
+    scratch.budget.extend((0..rows).map(|_| exp1(rng)));
     let ThinScratch {
-        segments,
-        gaps: row_gaps,
         fired,
         eps: eps_rows,
+        budget,
     } = scratch;
     // ‖ε‖ per row, rounded up, and a margin for the f32 rounding of the gaps.
     let norms: Vec<f64> = eps_rows
@@ -1238,26 +1246,35 @@ fn thin_low_rank_rows(
         .map(|e| e.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() * (1.0 + 1e-6))
         .collect();
     let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
+    let mut gaps = [0.0f32; GAP_ROWS * GAP_TILE];
     for tile in 0..n_pad / GAP_TILE {
         let base = tile * GAP_TILE;
         for grp in 0..groups {
             let (r0, r1) = (grp * GAP_ROWS, ((grp + 1) * GAP_ROWS).min(rows));
             if norms[r0..r1].iter().all(|&n| n <= plan.tile_cs_norm[tile]) {
-                for (r, &nrm) in norms.iter().enumerate().take(r1).skip(r0) {
-                    let (h, pbar) = cs_bound(plan, tile, nrm);
-                    segments[r].push(Segment {
-                        start: base as u32,
-                        len: GAP_TILE as u32,
-                        exact: false,
-                        h,
-                        pbar,
-                    });
+                for r in r0..r1 {
+                    let e_row = &eps_rows[r * rank..(r + 1) * rank];
+                    let gap = |i: usize| {
+                        (plan.tau[i] - lowrank_dot(&plan.rows[i * rank..(i + 1) * rank], e_row))
+                            * plan.inv_s[i]
+                    };
+                    let bound = cs_bound(plan, tile, norms[r]);
+                    spend(
+                        plan,
+                        &mut budget[r],
+                        bound,
+                        base,
+                        GAP_TILE,
+                        rng,
+                        &mut fired[r],
+                        gap,
+                    );
                 }
                 continue;
             }
             lowrank_gaps(
-                &mut row_gaps[r0 * n_pad + base..],
-                n_pad,
+                &mut gaps,
+                GAP_TILE,
                 &mut mins,
                 &eps_rows[r0 * rank..(r0 + GAP_ROWS) * rank],
                 rank,
@@ -1267,59 +1284,23 @@ fn thin_low_rank_rows(
                 plan.inv_s[base..base + GAP_TILE].try_into().expect("tile"),
             );
             for r in r0..r1 {
+                let row_gaps = &gaps[(r - r0) * GAP_TILE..(r - r0 + 1) * GAP_TILE];
                 for (j, &lo) in mins[r - r0].iter().enumerate() {
-                    let (h, pbar) = tail_bound(lo as f64);
-                    segments[r].push(Segment {
-                        start: (base + j * GAP_SUB) as u32,
-                        len: GAP_SUB as u32,
-                        exact: true,
-                        h,
-                        pbar,
-                    });
+                    let start = base + j * GAP_SUB;
+                    let gap = |i: usize| row_gaps[i - base];
+                    let bound = tail_bound(lo as f64);
+                    spend(
+                        plan,
+                        &mut budget[r],
+                        bound,
+                        start,
+                        GAP_SUB,
+                        rng,
+                        &mut fired[r],
+                        gap,
+                    );
                 }
             }
-        }
-    }
-    walk_segments(plan, rows, eps_rows, segments, row_gaps, fired, rng);
-}
-
-#[inline(never)]
-/// Phase two of [`thin_low_rank_rows`]: each row spends exponential budgets
-/// along its segments and accepts candidates.
-fn walk_segments(
-    plan: &LowRankPlan,
-    rows: usize,
-    eps_rows: &[f32],
-    segments: &[Vec<Segment>],
-    row_gaps: &[f32],
-    fired: &mut [Vec<u32>],
-    rng: &mut SampleRng,
-) {
-    let (rank, n_pad) = (plan.rank, plan.order.len());
-    for r in 0..rows {
-        let e_row = &eps_rows[r * rank..(r + 1) * rank];
-        let (gaps, fired) = (&row_gaps[r * n_pad..(r + 1) * n_pad], &mut fired[r]);
-        let mut e = exp1(rng);
-        for seg in &segments[r] {
-            // Candidate-free segment: the common case, one subtraction.
-            let total = seg.len as f64 * seg.h;
-            if e >= total {
-                e -= total;
-                continue;
-            }
-            let start = seg.start as usize;
-            walk(&mut e, seg.h, seg.len as usize, rng, |k, rng| {
-                let i = start + k;
-                let t = if seg.exact {
-                    gaps[i]
-                } else {
-                    (plan.tau[i] - lowrank_dot(&plan.rows[i * rank..(i + 1) * rank], e_row))
-                        * plan.inv_s[i]
-                };
-                if tail_exceeds(t, unit_uniform(rng) * seg.pbar) {
-                    fired.push(plan.order[i]);
-                }
-            });
         }
     }
 }
