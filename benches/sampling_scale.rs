@@ -2,7 +2,8 @@
 //! included) for the fixed configurations of issue 9 and the SynthSAEBench
 //! generation shape swept over N = 128·2^i.
 //!
-//! Run: `cargo bench --bench sampling_scale [-- --max-n N --secs S]` (or
+//! Run: `cargo bench --bench sampling_scale [-- --max-n N --secs S
+//! --batches B --only CASE]` (or
 //! `cargo xtask bench`, which adds sae-lens's figures). Each figure is the
 //! best of three timed windows of at least `--secs` seconds (default 1).
 //! Besides the human table, every figure is printed as a line
@@ -42,11 +43,13 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Best samples/s over three windows of at least `secs`, and the mean L0.
+/// Best samples/s over three windows of at least `secs` (or of exactly
+/// `fixed` batches each), and the mean L0.
 fn measure(
     generator: &ActivationGenerator,
     dict: Option<&HostFeatureDictionary>,
     secs: f64,
+    fixed: Option<usize>,
 ) -> (f64, f64) {
     let mut rng = sample_rng(Some(0));
     let mut hidden = vec![0.0f32; BATCH * D];
@@ -66,7 +69,10 @@ fn measure(
         let start = Instant::now();
         let mut batches = 0;
         let mut nnz = 0;
-        while batches < 3 || start.elapsed() < Duration::from_secs_f64(secs) {
+        while match fixed {
+            Some(n) => batches < n,
+            None => batches < 3 || start.elapsed() < Duration::from_secs_f64(secs),
+        } {
             step(&mut nnz);
             batches += 1;
         }
@@ -139,6 +145,9 @@ fn main() {
     };
     let max_n = arg("--max-n").map_or(1 << 20, |v| v as usize);
     let secs = arg("--secs").unwrap_or(1.0);
+    // Fixed work per window (for counting cycles with `perf stat`, which a
+    // shared machine's noisy wall clock does not disturb).
+    let fixed = arg("--batches").map(|v| v as usize);
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -158,9 +167,9 @@ fn main() {
         let probs = zipfian_firing_probabilities(n, 0.5, 0.4, 5e-4).expect("zipf");
         let independent = ActivationGenerator::new(n, probs, 0.5f32, 4.5f32).expect("gen");
         if wanted("independent") {
-            let (r, l0) = measure(&independent, None, secs);
+            let (r, l0) = measure(&independent, None, secs, fixed);
             report("independent/features_only", n, r, l0);
-            let (r, l0) = measure(&independent, Some(&dict), secs);
+            let (r, l0) = measure(&independent, Some(&dict), secs, fixed);
             report("independent/with_hidden", n, r, l0);
         }
         if wanted("low_rank_25") {
@@ -170,7 +179,7 @@ fn main() {
                         .expect("corr"),
                 ))
                 .expect("corr");
-            let (r, l0) = measure(&low_rank, Some(&dict), secs);
+            let (r, l0) = measure(&low_rank, Some(&dict), secs, fixed);
             report("low_rank_25/with_hidden", n, r, l0);
         }
     }
@@ -206,9 +215,14 @@ fn main() {
         cfg.orthogonalization = None;
         let model =
             SyntheticModel::<burn::backend::Flex>::new(cfg, &Default::default()).expect("model");
-        let (r, l0) = measure(model.generator(), Some(model.host_dictionary()), secs);
+        let (r, l0) = measure(
+            model.generator(),
+            Some(model.host_dictionary()),
+            secs,
+            fixed,
+        );
         report("synthsaebench_16k/with_hidden", n, r, l0);
-        let (r, l0) = measure(model.generator(), None, secs);
+        let (r, l0) = measure(model.generator(), None, secs, fixed);
         report("synthsaebench_16k/features_only", n, r, l0);
     }
     if wanted("scale") {
@@ -216,7 +230,7 @@ fn main() {
         while n <= max_n {
             let generator = scale_generator(n);
             let dict = random_dictionary(n, 7);
-            let (r, l0) = measure(&generator, Some(&dict), secs);
+            let (r, l0) = measure(&generator, Some(&dict), secs, fixed);
             report("scale/with_hidden", n, r, l0);
             drop(dict);
             n *= 2;

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use burn::tensor::{backend::Backend, Tensor};
+use multiversion::multiversion;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp1};
 use rayon::prelude::*;
@@ -26,7 +27,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use crate::correlation::{CorrelationMatrix, LowRankCorrelation};
 use crate::error::{bad_shape, invalid, Result};
 use crate::kernels::{
-    exceeds, lowrank_dot, lowrank_dots, lowrank_gaps, tail_bound, tail_exceeds, GAP_ROWS, GAP_SUB,
+    lowrank_dot, lowrank_dots, lowrank_gaps, tails, TailTables, DOT_LANES, GAP_ROWS, GAP_SUB,
     GAP_TILE,
 };
 use crate::modifier::ActivationModifier;
@@ -249,7 +250,9 @@ struct LowRankPlan {
     /// as `‖ε‖` grows, so the choice is one comparison per row).
     tile_cs_norm: Vec<f64>,
     /// Gated children in the gating's child order (`children[k]`): factor
-    /// rows `[C, R]`, `τ` and `1/√d` `[C]` (empty without gating).
+    /// rows `[C, R']` (`R` rounded up to a multiple of `DOT_LANES`, zero
+    /// padded, for [`lowrank_dots`]), `τ` and `1/√d` `[C]` (empty without
+    /// gating).
     child_rows: Vec<f32>,
     child_tau: Vec<f32>,
     child_inv_s: Vec<f32>,
@@ -264,9 +267,11 @@ impl LowRankPlan {
         tau: &[f32],
         inv_sqrt_diag: &[f32],
     ) -> Self {
-        let mut child_rows = Vec::with_capacity(children.len() * rank);
+        let child_stride = rank.next_multiple_of(DOT_LANES);
+        let mut child_rows = Vec::with_capacity(children.len() * child_stride);
         for &c in children {
             child_rows.extend_from_slice(&factor[c as usize * rank..(c as usize + 1) * rank]);
+            child_rows.resize(child_rows.len() + child_stride - rank, 0.0);
         }
         let child_tau = children.iter().map(|&c| tau[c as usize]).collect();
         let child_inv_s = children
@@ -606,7 +611,6 @@ impl ActivationGenerator {
     /// `h_j = −ln(1 − p_j)`); with a gating hierarchy, each child is then
     /// drawn (one Bernoulli) only in rows where its parent fired.
     fn fire_independent(&self, batch_size: usize, key: u64) -> SparseBatch {
-        let b = batch_size as u64;
         let n = self.num_features;
         let all;
         let gating = match &self.gating {
@@ -620,23 +624,13 @@ impl ActivationGenerator {
         let blocks: Vec<Vec<(u32, u32)>> = (0..free.len().div_ceil(FEATURE_BLOCK))
             .into_par_iter()
             .map(|blk| {
-                let mut rng = block_rng(key, blk as u64);
-                let mut out = Vec::new();
                 let end = ((blk + 1) * FEATURE_BLOCK).min(free.len());
-                for &j in &free[blk * FEATURE_BLOCK..end] {
-                    let lq = self.log_q[j as usize];
-                    if lq == f64::NEG_INFINITY {
-                        out.extend((0..batch_size as u32).map(|r| (r, j)));
-                        continue;
-                    }
-                    let h = -lq;
-                    let mut pos = exp_skip(&mut rng, h);
-                    while pos < b {
-                        out.push((pos as u32, j));
-                        pos = pos.saturating_add(1).saturating_add(exp_skip(&mut rng, h));
-                    }
-                }
-                out
+                independent_columns(
+                    &self.log_q,
+                    &free[blk * FEATURE_BLOCK..end],
+                    batch_size,
+                    &mut block_rng(key, blk as u64),
+                )
             })
             .collect();
         // Counting sort into CSR; blocks and features within a block are in
@@ -661,38 +655,25 @@ impl ActivationGenerator {
         }
         // Gated: magnitudes and children, row block by row block (one
         // Bernoulli(p_c) per child of an active parent; see `expand_row`).
-        let p = &self.firing_probabilities;
         let child_key = key ^ CHILD_STREAM;
         let parts: Vec<RowsPart> = (0..batch_size.div_ceil(ROW_BLOCK))
             .into_par_iter()
             .map(|blk| {
-                let mut rng = block_rng(child_key, blk as u64);
                 let (r0, r1) = (blk * ROW_BLOCK, ((blk + 1) * ROW_BLOCK).min(batch_size));
-                let mut part = RowsPart::default();
-                let mut row = Vec::new();
-                for r in r0..r1 {
-                    row.clear();
-                    row.extend(
-                        indices[row_offsets[r]..row_offsets[r + 1]]
-                            .iter()
-                            .map(|&f| (f, 0.0f32)),
-                    );
-                    self.expand_row(
-                        gating,
-                        &mut row,
-                        &mut rng,
-                        &mut IndependentChildren { p, gating },
-                    );
-                    part.push_row(&row);
-                }
-                part
+                independent_rows(
+                    self,
+                    gating,
+                    &indices,
+                    &row_offsets[r0..=r1],
+                    &mut block_rng(child_key, blk as u64),
+                )
             })
             .collect();
         assemble_parts(n, batch_size, parts)
     }
 
     /// A firing magnitude of feature `f`: `relu(mean_f + std_f · n)`.
-    #[inline]
+    #[inline(always)]
     fn magnitude(&self, f: u32, rng: &mut SampleRng) -> f32 {
         let (m, s) = (
             self.mean_firing_magnitudes[f as usize],
@@ -715,6 +696,7 @@ impl ActivationGenerator {
     /// survivor is chosen here by reservoir sampling and only it is kept and
     /// expanded (the others, and their subtrees, would be zeroed). Sorts the
     /// row by feature.
+    #[inline(always)]
     fn expand_row(
         &self,
         gating: &Gating,
@@ -725,8 +707,15 @@ impl ActivationGenerator {
         for e in row.iter_mut() {
             e.1 = self.magnitude(e.0, rng);
         }
-        let mut q = 0;
+        // Wave by wave: the entries drawn so far, then the children they
+        // added, and so on (one `prepare` per wave; the draws are taken in
+        // the same order as entry by entry).
+        let (mut q, mut wave_end) = (0, 0);
         while q < row.len() {
+            if q == wave_end {
+                wave_end = row.len();
+                law.prepare(gating, &row[q..wave_end]);
+            }
             let (f, v) = row[q];
             q += 1;
             // NaN magnitudes are not active either.
@@ -740,7 +729,6 @@ impl ActivationGenerator {
             if c0 == c1 {
                 continue;
             }
-            law.prepare(c0, c1);
             if gating.exclusive.get(f as usize).copied().unwrap_or(false) {
                 let (mut count, mut winner) = (0u32, (0u32, 0.0f32));
                 for k in c0..c1 {
@@ -784,7 +772,7 @@ impl ActivationGenerator {
                 let mut part = RowsPart::default();
                 match (&self.copula, &self.plan) {
                     (Copula::LowRank { .. }, Some(plan)) => {
-                        self.fire_low_rank_rows(plan, rows, &mut rng, scratch, &mut part)
+                        low_rank_block(self, plan, rows, &mut rng, scratch, &mut part)
                     }
                     (Copula::Dense { cholesky }, _) => {
                         let mut z = vec![0.0f32; n];
@@ -815,6 +803,7 @@ impl ActivationGenerator {
     /// parent-free features of all rows by thinning ([`thin_low_rank_rows`]),
     /// then (with a gating hierarchy) each row's magnitudes and children
     /// conditional on its `ε`.
+    #[inline(always)]
     fn fire_low_rank_rows(
         &self,
         plan: &LowRankPlan,
@@ -829,8 +818,10 @@ impl ActivationGenerator {
         let mut row: Vec<(u32, f32)> = Vec::new();
         let mut children = CopulaChildren {
             plan,
+            tails: tails(),
             eps: Vec::with_capacity(rank),
-            first: 0,
+            slots: Vec::new(),
+            dots: Vec::new(),
             gaps: Vec::new(),
         };
         for (r, fired) in scratch.fired[..rows].iter_mut().enumerate() {
@@ -843,6 +834,7 @@ impl ActivationGenerator {
                     // features are independent).
                     children.eps.clear();
                     children.eps.extend_from_slice(e);
+                    children.eps.resize(rank.next_multiple_of(DOT_LANES), 0.0);
                     self.expand_row(g, &mut row, rng, &mut children);
                     part.push_row(&row);
                 }
@@ -951,9 +943,10 @@ impl ActivationGenerator {
 /// How the children of an active parent fire in a gated sampler
 /// ([`ActivationGenerator::expand_row`]); `k` indexes `Gating::children`.
 trait ChildLaw {
-    /// Called once before the child slots `c0..c1` of one active parent
-    /// are decided (a chance to compute their laws together).
-    fn prepare(&mut self, _c0: usize, _c1: usize) {}
+    /// Called before the children of the entries of `wave` are decided
+    /// (a chance to compute their laws together): every child slot of an
+    /// active entry of `wave` (value `> 0`) may then be asked about.
+    fn prepare(&mut self, _gating: &Gating, _wave: &[(u32, f32)]) {}
     /// Whether child slot `k` fires.
     fn fires(&mut self, k: usize, rng: &mut SampleRng) -> bool;
 }
@@ -971,35 +964,46 @@ impl ChildLaw for IndependentChildren<'_> {
 }
 
 /// Low-rank copula: given the row's `ε`, child `c` fires iff `η > t_c`,
-/// `t_c = (τ_c − F_c·ε)/√d_c`; the gaps of a parent's children are computed
-/// together in [`ChildLaw::prepare`] (independent dot products, so their
-/// latencies overlap).
+/// `t_c = (τ_c − F_c·ε)/√d_c`; the gaps of all children of a wave's active
+/// parents are computed together in [`ChildLaw::prepare`] (independent dot
+/// products, so their latencies overlap).
 struct CopulaChildren<'a> {
     plan: &'a LowRankPlan,
-    /// The row's `ε` `[R]`.
+    tails: &'static TailTables,
+    /// The row's `ε` `[R']`, zero-padded like `LowRankPlan::child_rows`.
     eps: Vec<f32>,
-    /// Slot of `gaps[0]`.
-    first: usize,
+    /// The child slots of the current wave, and their dot products.
+    slots: Vec<u32>,
+    dots: Vec<f32>,
+    /// Standardised gap of each child slot (valid for the current wave's).
     gaps: Vec<f32>,
 }
 
 impl ChildLaw for CopulaChildren<'_> {
-    fn prepare(&mut self, c0: usize, c1: usize) {
-        let (plan, rank) = (self.plan, self.plan.rank);
-        self.first = c0;
-        self.gaps.resize(c1 - c0, 0.0);
-        lowrank_dots(
-            &plan.child_rows[c0 * rank..c1 * rank],
-            &self.eps,
-            &mut self.gaps,
-        );
-        for (k, g) in (c0..c1).zip(self.gaps.iter_mut()) {
-            *g = (plan.child_tau[k] - *g) * plan.child_inv_s[k];
+    fn prepare(&mut self, gating: &Gating, wave: &[(u32, f32)]) {
+        let plan = self.plan;
+        self.slots.clear();
+        for &(f, v) in wave {
+            // The same activity test as `expand_row` (NaN is inactive).
+            if v > 0.0 {
+                let (c0, c1) = (
+                    gating.child_offsets[f as usize],
+                    gating.child_offsets[f as usize + 1],
+                );
+                self.slots.extend(c0..c1);
+            }
+        }
+        self.dots.resize(self.slots.len(), 0.0);
+        lowrank_dots(&plan.child_rows, &self.eps, &self.slots, &mut self.dots);
+        self.gaps.resize(plan.child_tau.len(), 0.0);
+        for (&k, &dot) in self.slots.iter().zip(&self.dots) {
+            let k = k as usize;
+            self.gaps[k] = (plan.child_tau[k] - dot) * plan.child_inv_s[k];
         }
     }
 
     fn fires(&mut self, k: usize, rng: &mut SampleRng) -> bool {
-        exceeds(self.gaps[k - self.first], rng.next_u32())
+        self.tails.exceeds(self.gaps[k], rng.next_u32())
     }
 }
 
@@ -1053,20 +1057,20 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// A uniform in `[0, 1)` with 53 random bits.
-#[inline]
+#[inline(always)]
 fn unit_uniform(rng: &mut impl RngCore) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// An `Exp(1)` draw (ziggurat).
-#[inline]
+#[inline(always)]
 fn exp1(rng: &mut impl RngCore) -> f64 {
     Exp1.sample(rng)
 }
 
 /// `⌊E / h⌋` with `E ~ Exp(1)`: the number of failures before the first
 /// success of Bernoulli(`1 − e^{−h}`) trials, saturating for tiny `h`.
-#[inline]
+#[inline(always)]
 fn exp_skip(rng: &mut impl RngCore, h: f64) -> u64 {
     let k = exp1(rng) / h;
     if k >= u64::MAX as f64 {
@@ -1084,7 +1088,7 @@ const CS_MAX_CANDIDATES: f64 = 2.0;
 /// `1 − e^{−h}`, independently, by spending the exponential budget `e`
 /// (`e ~ Exp(1)`, carried across calls: memorylessness makes this exact);
 /// calls `on_candidate(position)` in increasing order.
-#[inline]
+#[inline(always)]
 fn walk(
     e: &mut f64,
     h: f64,
@@ -1096,7 +1100,10 @@ fn walk(
         // p̄ = 0: no position can fire.
         return;
     }
-    let mut pos = 0;
+    // Positions are counted in `u32`: conversions between `u32` and `f64`
+    // are single instructions on every target (`usize` ones are not).
+    let len = u32::try_from(len).expect("a walk covers at most 2³² positions");
+    let mut pos = 0u32;
     loop {
         let left = (len - pos) as f64;
         let skip = *e / h;
@@ -1104,8 +1111,9 @@ fn walk(
             *e = (*e - left * h).max(0.0);
             return;
         }
-        let j = pos + skip as usize;
-        on_candidate(j, rng);
+        // skip < left ≤ 2³², so the cast is exact truncation.
+        let j = pos + skip as u32;
+        on_candidate(j as usize, rng);
         *e = exp1(rng);
         pos = j + 1;
         if pos >= len {
@@ -1117,14 +1125,15 @@ fn walk(
 /// The Cauchy–Schwarz candidate bound `(h, p̄)` of `tile` for a row with
 /// `‖ε‖ ≤ norm`: `t_i ≥ a − ‖ε‖ c − 10⁻⁴ (1 + ‖ε‖)` (the margin covers the
 /// f32 rounding of the gaps).
-fn cs_bound(plan: &LowRankPlan, tile: usize, norm: f64) -> (f64, f64) {
-    tail_bound(plan.tile_a[tile] - norm * plan.tile_c[tile] - 1e-4 * (1.0 + norm))
+#[inline(always)]
+fn cs_bound(tails: &TailTables, plan: &LowRankPlan, tile: usize, norm: f64) -> (f64, f64) {
+    tails.bound(plan.tile_a[tile] - norm * plan.tile_c[tile] - 1e-4 * (1.0 + norm))
 }
 
 /// Whether the Cauchy–Schwarz bound of a tile `(a, c)` at `‖ε‖ = norm`
 /// predicts at most `CS_MAX_CANDIDATES` candidates.
 fn cs_pays(a: f64, c: f64, norm: f64) -> bool {
-    let (h, _) = tail_bound(a - norm * c - 1e-4 * (1.0 + norm));
+    let (h, _) = tails().bound(a - norm * c - 1e-4 * (1.0 + norm));
     h * GAP_TILE as f64 <= CS_MAX_CANDIDATES
 }
 
@@ -1154,6 +1163,96 @@ fn cs_norm_limit(a: f64, c: f64) -> f64 {
     lo
 }
 
+/// One task of independent firing: walks the batch column of each feature
+/// in `features` with geometric skips (`⌊E / h_j⌋`, `E ~ Exp(1)`,
+/// `h_j = −ln(1 − p_j) = −log_q[j]`) and returns the `(row, feature)`
+/// entries, feature by feature. Multiversioned like [`low_rank_block`]
+/// (its `f64 → u64` conversions are one instruction with AVX-512).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn independent_columns(
+    log_q: &[f64],
+    features: &[u32],
+    batch_size: usize,
+    rng: &mut SampleRng,
+) -> Vec<(u32, u32)> {
+    let b = batch_size as u64;
+    let mut out = Vec::new();
+    for &j in features {
+        let lq = log_q[j as usize];
+        if lq == f64::NEG_INFINITY {
+            out.extend((0..batch_size as u32).map(|r| (r, j)));
+            continue;
+        }
+        let h = -lq;
+        let mut pos = exp_skip(rng, h);
+        while pos < b {
+            out.push((pos as u32, j));
+            pos = pos.saturating_add(1).saturating_add(exp_skip(rng, h));
+        }
+    }
+    out
+}
+
+/// One task of gated independent firing: the rows whose fired parent-free
+/// features are `indices[offsets[0]..offsets[last]]` (CSR offsets of those
+/// rows) get their magnitudes and children (one Bernoulli(`p_c`) per child
+/// of an active parent; see [`ActivationGenerator::expand_row`]).
+/// Multiversioned like [`low_rank_block`].
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn independent_rows(
+    generator: &ActivationGenerator,
+    gating: &Gating,
+    indices: &[u32],
+    offsets: &[usize],
+    rng: &mut SampleRng,
+) -> RowsPart {
+    let p = &generator.firing_probabilities;
+    let mut part = RowsPart::default();
+    let mut row = Vec::new();
+    for w in offsets.windows(2) {
+        row.clear();
+        row.extend(indices[w[0]..w[1]].iter().map(|&f| (f, 0.0f32)));
+        generator.expand_row(
+            gating,
+            &mut row,
+            rng,
+            &mut IndependentChildren { p, gating },
+        );
+        part.push_row(&row);
+    }
+    part
+}
+
+/// One task of low-rank copula firing ([`ActivationGenerator::fire_low_rank_rows`]),
+/// compiled for several instruction sets and chosen at run time: the
+/// thinning's index arithmetic and `f64`/integer conversions take single
+/// instructions with AVX-512 / AVX2 and several on baseline x86-64. The
+/// arithmetic is IEEE in every version (no contraction), so the draws are
+/// the same on every target.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn low_rank_block(
+    generator: &ActivationGenerator,
+    plan: &LowRankPlan,
+    rows: usize,
+    rng: &mut SampleRng,
+    scratch: &mut ThinScratch,
+    part: &mut RowsPart,
+) {
+    generator.fire_low_rank_rows(plan, rows, rng, scratch, part)
+}
+
 /// Reusable buffers of [`thin_low_rank_rows`].
 #[derive(Default)]
 struct ThinScratch {
@@ -1179,9 +1278,10 @@ impl ThinScratch {
 /// probability `pbar = 1 − e^{−h}`); a candidate `i`, whose gap is
 /// `gap(i)`, fires w.p. `Φ̄(gap) / pbar`, and is then appended to `fired`.
 /// A candidate-free stretch (the common case) costs one subtraction.
-#[inline]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn spend(
+    tails: &TailTables,
     plan: &LowRankPlan,
     e: &mut f64,
     (h, pbar): (f64, f64),
@@ -1198,7 +1298,7 @@ fn spend(
     }
     walk(e, h, len, rng, |k, rng| {
         let i = start + k;
-        if tail_exceeds(gap(i), unit_uniform(rng) * pbar) {
+        if tails.tail_exceeds(gap(i), unit_uniform(rng) * pbar) {
             fired.push(plan.order[i]);
         }
     });
@@ -1219,6 +1319,7 @@ fn spend(
 /// (memorylessness makes the pieces one exact walk, [`spend`]); a candidate
 /// at bound `p̄` fires w.p. `p_i / p̄`. Leaves the fired features (in plan
 /// order) in `scratch.fired[..rows]`.
+#[inline(always)]
 fn thin_low_rank_rows(
     plan: &LowRankPlan,
     eps: &[f32],
@@ -1226,6 +1327,7 @@ fn thin_low_rank_rows(
     scratch: &mut ThinScratch,
 ) {
     let rank = plan.rank;
+    let tails = tails();
     let rows = eps.len() / rank;
     let groups = rows.div_ceil(GAP_ROWS);
     let n_pad = plan.order.len();
@@ -1258,8 +1360,9 @@ fn thin_low_rank_rows(
                         (plan.tau[i] - lowrank_dot(&plan.rows[i * rank..(i + 1) * rank], e_row))
                             * plan.inv_s[i]
                     };
-                    let bound = cs_bound(plan, tile, norms[r]);
+                    let bound = cs_bound(tails, plan, tile, norms[r]);
                     spend(
+                        tails,
                         plan,
                         &mut budget[r],
                         bound,
@@ -1285,11 +1388,20 @@ fn thin_low_rank_rows(
             );
             for r in r0..r1 {
                 let row_gaps = &gaps[(r - r0) * GAP_TILE..(r - r0 + 1) * GAP_TILE];
-                for (j, &lo) in mins[r - r0].iter().enumerate() {
+                let bounds = mins[r - r0].map(|lo| tails.bound(lo as f64));
+                // The whole tile first: no candidate in any sub-block iff the
+                // budget covers their summed hazards (then the leftover is
+                // the same as after spending sub-block by sub-block).
+                let total = bounds.iter().map(|b| b.0).sum::<f64>() * GAP_SUB as f64;
+                if budget[r] >= total {
+                    budget[r] -= total;
+                    continue;
+                }
+                for (j, &bound) in bounds.iter().enumerate() {
                     let start = base + j * GAP_SUB;
                     let gap = |i: usize| row_gaps[i - base];
-                    let bound = tail_bound(lo as f64);
                     spend(
+                        tails,
                         plan,
                         &mut budget[r],
                         bound,
