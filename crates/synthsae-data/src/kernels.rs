@@ -410,15 +410,62 @@ mod x86 {
                 }
             }
         }
-        for g in 0..GAP_ROWS {
-            for j in 0..4 {
-                let t = _mm512_loadu_ps(tau.as_ptr().add(16 * j));
-                let is = _mm512_loadu_ps(inv_s.as_ptr().add(16 * j));
+        // The 16 gap vectors, vector `4 j + g` for row `g`, sub-block `j`.
+        let mut v = [z; 16];
+        for j in 0..4 {
+            let t = _mm512_loadu_ps(tau.as_ptr().add(16 * j));
+            let is = _mm512_loadu_ps(inv_s.as_ptr().add(16 * j));
+            for g in 0..GAP_ROWS {
                 let gap = _mm512_mul_ps(_mm512_sub_ps(t, acc[g][j]), is);
                 _mm512_storeu_ps(out.as_mut_ptr().add(g * out_stride + 16 * j), gap);
-                mins[g][j] = _mm512_reduce_min_ps(gap);
+                v[4 * j + g] = gap;
             }
         }
+        let m = min_of_each(v);
+        _mm512_storeu_ps(mins.as_mut_ptr().cast::<f32>(), m);
+    }
+
+    /// The 16 horizontal minima of `v` at once: lane `4 g + j` of the result
+    /// is the smallest lane of `v[4 j + g]` (a transposing tree of 45
+    /// shuffles and minima instead of 16 separate reductions; the minima
+    /// are exact, so the order does not matter).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn min_of_each(v: [__m512; 16]) -> __m512 {
+        // Pairs: each 128-bit quarter of `a` with the one two places on,
+        // leaving 8 lanes per vector, two vectors per register.
+        let pair_quarters = |a: __m512, b: __m512| {
+            _mm512_min_ps(
+                _mm512_shuffle_f32x4::<0x44>(a, b),
+                _mm512_shuffle_f32x4::<0xEE>(a, b),
+            )
+        };
+        // Then adjacent quarters: 4 lanes per vector, four per register.
+        let odd_even_quarters = |a: __m512, b: __m512| {
+            _mm512_min_ps(
+                _mm512_shuffle_f32x4::<0x88>(a, b),
+                _mm512_shuffle_f32x4::<0xDD>(a, b),
+            )
+        };
+        // Within each quarter: lanes two apart, then adjacent lanes.
+        let pair_lanes = |a: __m512, b: __m512| {
+            _mm512_min_ps(
+                _mm512_shuffle_ps::<0x44>(a, b),
+                _mm512_shuffle_ps::<0xEE>(a, b),
+            )
+        };
+        let odd_even_lanes = |a: __m512, b: __m512| {
+            _mm512_min_ps(
+                _mm512_shuffle_ps::<0x88>(a, b),
+                _mm512_shuffle_ps::<0xDD>(a, b),
+            )
+        };
+        let a: [__m512; 8] = std::array::from_fn(|i| pair_quarters(v[2 * i], v[2 * i + 1]));
+        let b: [__m512; 4] = std::array::from_fn(|i| odd_even_quarters(a[2 * i], a[2 * i + 1]));
+        let c: [__m512; 2] = std::array::from_fn(|i| pair_lanes(b[2 * i], b[2 * i + 1]));
+        odd_even_lanes(c[0], c[1])
     }
 }
 
