@@ -152,28 +152,28 @@ static TAILS: LazyLock<TailTables> = LazyLock::new(|| {
     };
     let x = |k: usize| upper_tail(T0 + k as f64 / SCALE) * TWO32;
     // Margin 2⁻⁴⁰ covers the error of erfc and of the f64 arithmetic.
-    let hazard_at = |k: usize| {
+    let hazard = table(&|k| {
         let p = (upper_tail(T0 + k as f64 / SCALE) + (2f64).powi(-40)).min(1.0);
         if p >= 1.0 {
             f64::INFINITY
         } else {
             -(-p).ln_1p()
         }
-    };
+    });
+    // The probability the candidate process really uses (≥ p up to 1 ulp,
+    // which the margin dwarfs).
+    let pbar = table(&|k| {
+        if hazard[k].is_infinite() {
+            1.0
+        } else {
+            -(-hazard[k]).exp_m1()
+        }
+    });
     TailTables {
         below: table(&|k| (x(k) - 1.0).floor().clamp(0.0, TWO32)),
         above: table(&|k| (x(k) + 1.0).ceil().clamp(0.0, TWO32 + 1.0)),
-        hazard: table(&hazard_at),
-        // The probability the candidate process really uses (≥ p up to
-        // 1 ulp, which the margin dwarfs).
-        pbar: table(&|k| {
-            let h = hazard_at(k);
-            if h.is_infinite() {
-                1.0
-            } else {
-                -(-h).exp_m1()
-            }
-        }),
+        hazard,
+        pbar,
     }
 });
 
@@ -296,7 +296,8 @@ pub(crate) const DOT_LANES: usize = 8;
 ))]
 pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [f32]) {
     let p = eps.len();
-    debug_assert_eq!(p % DOT_LANES, 0);
+    // `chunks_exact` below would drop a remainder.
+    assert_eq!(p % DOT_LANES, 0, "lowrank_dots: unpadded rank {p}");
     for (o, &s) in out.iter_mut().zip(slots) {
         let row = &rows[s as usize * p..(s as usize + 1) * p];
         let mut acc = [0.0f32; DOT_LANES];
@@ -434,38 +435,34 @@ mod x86 {
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
     unsafe fn min_of_each(v: [__m512; 16]) -> __m512 {
-        // Pairs: each 128-bit quarter of `a` with the one two places on,
-        // leaving 8 lanes per vector, two vectors per register.
-        let pair_quarters = |a: __m512, b: __m512| {
-            _mm512_min_ps(
-                _mm512_shuffle_f32x4::<0x44>(a, b),
-                _mm512_shuffle_f32x4::<0xEE>(a, b),
-            )
-        };
-        // Then adjacent quarters: 4 lanes per vector, four per register.
-        let odd_even_quarters = |a: __m512, b: __m512| {
-            _mm512_min_ps(
-                _mm512_shuffle_f32x4::<0x88>(a, b),
-                _mm512_shuffle_f32x4::<0xDD>(a, b),
-            )
-        };
-        // Within each quarter: lanes two apart, then adjacent lanes.
-        let pair_lanes = |a: __m512, b: __m512| {
-            _mm512_min_ps(
-                _mm512_shuffle_ps::<0x44>(a, b),
-                _mm512_shuffle_ps::<0xEE>(a, b),
-            )
-        };
-        let odd_even_lanes = |a: __m512, b: __m512| {
-            _mm512_min_ps(
-                _mm512_shuffle_ps::<0x88>(a, b),
-                _mm512_shuffle_ps::<0xDD>(a, b),
-            )
-        };
-        let a: [__m512; 8] = std::array::from_fn(|i| pair_quarters(v[2 * i], v[2 * i + 1]));
-        let b: [__m512; 4] = std::array::from_fn(|i| odd_even_quarters(a[2 * i], a[2 * i + 1]));
-        let c: [__m512; 2] = std::array::from_fn(|i| pair_lanes(b[2 * i], b[2 * i + 1]));
-        odd_even_lanes(c[0], c[1])
+        // Each 128-bit quarter with the one two places on (8 lanes left per
+        // vector, two vectors per register), then adjacent quarters (4
+        // lanes, four vectors per register); then within each quarter,
+        // lanes two apart, then adjacent lanes.
+        let a: [__m512; 8] =
+            std::array::from_fn(|i| min_quarters::<0x44, 0xEE>(v[2 * i], v[2 * i + 1]));
+        let b: [__m512; 4] =
+            std::array::from_fn(|i| min_quarters::<0x88, 0xDD>(a[2 * i], a[2 * i + 1]));
+        let c: [__m512; 2] =
+            std::array::from_fn(|i| min_lanes::<0x44, 0xEE>(b[2 * i], b[2 * i + 1]));
+        min_lanes::<0x88, 0xDD>(c[0], c[1])
+    }
+
+    /// `min(shuffle_f32x4::<LO>(a, b), shuffle_f32x4::<HI>(a, b))`: one
+    /// step of [`min_of_each`] across 128-bit quarters.
+    #[target_feature(enable = "avx512f")]
+    fn min_quarters<const LO: i32, const HI: i32>(a: __m512, b: __m512) -> __m512 {
+        _mm512_min_ps(
+            _mm512_shuffle_f32x4::<LO>(a, b),
+            _mm512_shuffle_f32x4::<HI>(a, b),
+        )
+    }
+
+    /// `min(shuffle_ps::<LO>(a, b), shuffle_ps::<HI>(a, b))`: one step of
+    /// [`min_of_each`] within 128-bit quarters.
+    #[target_feature(enable = "avx512f")]
+    fn min_lanes<const LO: i32, const HI: i32>(a: __m512, b: __m512) -> __m512 {
+        _mm512_min_ps(_mm512_shuffle_ps::<LO>(a, b), _mm512_shuffle_ps::<HI>(a, b))
     }
 }
 
