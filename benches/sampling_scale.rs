@@ -209,6 +209,28 @@ fn main() {
             }
             report(name, n, best, batch.nnz() as f64 / BATCH as f64);
         }
+        // The gather alone on eight SynthSAEBench-16k batches, in turn.
+        let mut cfg = preset("synthsaebench-16k").expect("preset");
+        cfg.orthogonalization = None;
+        let model =
+            SyntheticModel::<burn::backend::Flex>::new(cfg, &Default::default()).expect("model");
+        let mut rng = sample_rng(Some(1));
+        let batches: Vec<_> = (0..8)
+            .map(|_| model.generator().sample(BATCH, &mut rng))
+            .collect();
+        let dict = model.host_dictionary();
+        let mut hidden = vec![0.0f32; BATCH * D];
+        let mut best = 0.0f64;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for batch in batches.iter().cycle().take(48) {
+                dict.forward_sparse_into(batch, &mut hidden)
+                    .expect("shapes");
+            }
+            best = best.max(48.0 * BATCH as f64 / t.elapsed().as_secs_f64());
+        }
+        let l0 = batches.iter().map(|b| b.nnz()).sum::<usize>() as f64 / (8 * BATCH) as f64;
+        report("gather/synthsaebench_16k", n, best, l0);
     }
     if wanted("synthsaebench_16k") {
         let mut cfg = preset("synthsaebench-16k").expect("preset");

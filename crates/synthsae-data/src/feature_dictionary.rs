@@ -392,9 +392,17 @@ impl HostFeatureDictionary {
         out.par_chunks_mut(d * HIDDEN_ROW_BLOCK)
             .enumerate()
             .for_each(|(blk, chunk)| {
+                let r0 = blk * HIDDEN_ROW_BLOCK;
                 for (k, h) in chunk.chunks_exact_mut(d).enumerate() {
-                    let (idx, vals) = batch.row(blk * HIDDEN_ROW_BLOCK + k);
-                    gather_sum(h, &self.bias, idx, vals, &self.feature_vectors);
+                    let (idx, vals) = batch.row(r0 + k);
+                    // The next row's first features are requested while
+                    // this row's last ones are summed.
+                    let next = if r0 + k + 1 < batch.batch_size() {
+                        batch.row(r0 + k + 1).0
+                    } else {
+                        &[]
+                    };
+                    gather_sum(h, &self.bias, idx, vals, next, &self.feature_vectors);
                 }
             });
         Ok(())
