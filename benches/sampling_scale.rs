@@ -135,6 +135,14 @@ fn scale_generator(n: usize) -> ActivationGenerator {
         .expect("modifier")
 }
 
+/// The `synthsaebench-16k` preset without orthogonalisation (faster to
+/// build; sampling does not depend on it).
+fn synthsaebench_16k() -> SyntheticModel<burn::backend::Flex> {
+    let mut cfg = preset("synthsaebench-16k").expect("preset");
+    cfg.orthogonalization = None;
+    SyntheticModel::new(cfg, &Default::default()).expect("model")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -210,10 +218,7 @@ fn main() {
             report(name, n, best, batch.nnz() as f64 / BATCH as f64);
         }
         // The gather alone on eight SynthSAEBench-16k batches, in turn.
-        let mut cfg = preset("synthsaebench-16k").expect("preset");
-        cfg.orthogonalization = None;
-        let model =
-            SyntheticModel::<burn::backend::Flex>::new(cfg, &Default::default()).expect("model");
+        let model = synthsaebench_16k();
         let mut rng = sample_rng(Some(1));
         let batches: Vec<_> = (0..8)
             .map(|_| model.generator().sample(BATCH, &mut rng))
@@ -233,10 +238,7 @@ fn main() {
         report("gather/synthsaebench_16k", n, best, l0);
     }
     if wanted("synthsaebench_16k") {
-        let mut cfg = preset("synthsaebench-16k").expect("preset");
-        cfg.orthogonalization = None;
-        let model =
-            SyntheticModel::<burn::backend::Flex>::new(cfg, &Default::default()).expect("model");
+        let model = synthsaebench_16k();
         let (r, l0) = measure(
             model.generator(),
             Some(model.host_dictionary()),
