@@ -1348,6 +1348,7 @@ fn thin_low_rank_rows(
         .map(|e| e.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() * (1.0 + 1e-6))
         .collect();
     let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
+    let mut hz = [[0.0f64; GAP_TILE / GAP_SUB]; GAP_ROWS];
     let mut gaps = [0.0f32; GAP_ROWS * GAP_TILE];
     for tile in 0..n_pad / GAP_TILE {
         let base = tile * GAP_TILE;
@@ -1379,6 +1380,7 @@ fn thin_low_rank_rows(
                 &mut gaps,
                 GAP_TILE,
                 &mut mins,
+                &mut hz,
                 &eps_rows[r0 * rank..(r0 + GAP_ROWS) * rank],
                 rank,
                 &plan.ft[base * rank..(base + GAP_TILE) * rank],
@@ -1388,16 +1390,17 @@ fn thin_low_rank_rows(
             );
             for r in r0..r1 {
                 let row_gaps = &gaps[(r - r0) * GAP_TILE..(r - r0 + 1) * GAP_TILE];
-                let bounds = mins[r - r0].map(|lo| tails.bound(lo as f64));
                 // The whole tile first: no candidate in any sub-block iff the
                 // budget covers their summed hazards (then the leftover is
                 // the same as after spending sub-block by sub-block).
-                let total = bounds.iter().map(|b| b.0).sum::<f64>() * GAP_SUB as f64;
+                let [h0, h1, h2, h3] = hz[r - r0];
+                let total = (((h0 + h1) + h2) + h3) * GAP_SUB as f64;
                 if budget[r] >= total {
                     budget[r] -= total;
                     continue;
                 }
-                for (j, &bound) in bounds.iter().enumerate() {
+                for (j, &lo) in mins[r - r0].iter().enumerate() {
+                    let bound = tails.bound(lo as f64);
                     let start = base + j * GAP_SUB;
                     let gap = |i: usize| row_gaps[i - base];
                     spend(

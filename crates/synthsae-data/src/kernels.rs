@@ -327,7 +327,10 @@ pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [
 
 /// Standardised gaps of one tile of `GAP_TILE` features for `GAP_ROWS` rows
 /// of a low-rank copula: `out[g][k] = (tau_k − Σ_r eps[g][r] · ft[r · stride + k]) · inv_s_k`,
-/// and `mins[g][j]` = the smallest gap of features `j·GAP_SUB..(j+1)·GAP_SUB`.
+/// `mins[g][j]` = the smallest gap of features `j·GAP_SUB..(j+1)·GAP_SUB`,
+/// and `hz[g][j]` = the hazard of that sub-block's thinning bound,
+/// `tails().bound(mins[g][j] as f64).0` (the same number, computed alongside
+/// the minima: the per-tile bookkeeping then needs no table lookups).
 ///
 /// * `eps`: `[GAP_ROWS, rank]` row-major shared factors of the rows;
 /// * `ft`: the factor columns of the tile, `ft[r * stride + k]` for rank `r`
@@ -346,6 +349,7 @@ pub(crate) fn lowrank_gaps(
     out: &mut [f32],
     out_stride: usize,
     mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
+    hz: &mut [[f64; GAP_TILE / GAP_SUB]; GAP_ROWS],
     eps: &[f32],
     rank: usize,
     ft: &[f32],
@@ -370,17 +374,23 @@ pub(crate) fn lowrank_gaps(
             // checked above); all loads and stores are unaligned accesses
             // inside them.
             unsafe {
-                x86::lowrank_gaps_avx512(out, out_stride, mins, eps, rank, ft, stride, tau, inv_s)
+                x86::lowrank_gaps_avx512(
+                    out, out_stride, mins, hz, eps, rank, ft, stride, tau, inv_s,
+                )
             };
             return;
         }
     }
-    lowrank_gaps_portable(out, out_stride, mins, eps, rank, ft, stride, tau, inv_s)
+    lowrank_gaps_portable(out, out_stride, mins, eps, rank, ft, stride, tau, inv_s);
+    let tails = tails();
+    for (h, m) in hz.iter_mut().zip(mins.iter()) {
+        *h = m.map(|lo| tails.bound(lo as f64).0);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{GAP_ROWS, GAP_SUB, GAP_TILE};
+    use super::{tails, GAP_ROWS, GAP_SUB, GAP_TILE, K, SCALE, T0};
     use std::arch::x86_64::*;
 
     // The kernel holds a tile as four 16-lane vectors, one per sub-block.
@@ -400,6 +410,7 @@ mod x86 {
         out: &mut [f32],
         out_stride: usize,
         mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
+        hz: &mut [[f64; GAP_TILE / GAP_SUB]; GAP_ROWS],
         eps: &[f32],
         rank: usize,
         ft: &[f32],
@@ -438,6 +449,26 @@ mod x86 {
         }
         let m = min_of_each(v);
         _mm512_storeu_ps(mins.as_mut_ptr().cast::<f32>(), m);
+        // The bounds' hazards, eight lanes at a time in f64: the same
+        // operations as `TailTables::bound` (`pos = (t − T0)·SCALE`; below 0
+        // or NaN → ∞; else the entry at `min(pos, K)` truncated).
+        let table = tails().hazard.as_ptr();
+        let out = hz.as_mut_ptr().cast::<f64>();
+        let halves = [
+            _mm512_castps512_ps256(m),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(m))),
+        ];
+        for (half, &lanes) in halves.iter().enumerate() {
+            let t = _mm512_cvtps_pd(lanes);
+            let pos = _mm512_mul_pd(_mm512_sub_pd(t, _mm512_set1_pd(T0)), _mm512_set1_pd(SCALE));
+            let valid = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(pos, _mm512_setzero_pd());
+            let k = _mm512_cvttpd_epi32(_mm512_min_pd(pos, _mm512_set1_pd(K as f64)));
+            // SAFETY (of the gather): every index of a `valid` lane is in
+            // `0..=K`, inside the `K + 1` table entries; other lanes load
+            // nothing.
+            let h = _mm512_mask_i32gather_pd::<8>(_mm512_set1_pd(f64::INFINITY), valid, k, table);
+            _mm512_storeu_pd(out.add(8 * half), h);
+        }
     }
 
     /// The 16 horizontal minima of `v` at once: lane `4 g + j` of the result
@@ -596,22 +627,38 @@ mod tests {
         let mut flat = vec![0.0f32; GAP_ROWS * out_stride];
         let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
         for portable in [false, true] {
-            let run = if portable {
-                lowrank_gaps_portable
+            let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
+            if portable {
+                lowrank_gaps_portable(
+                    &mut flat,
+                    out_stride,
+                    &mut mins,
+                    &eps,
+                    r,
+                    &ft[3..],
+                    stride,
+                    &tau,
+                    &inv_s,
+                );
             } else {
-                lowrank_gaps
-            };
-            run(
-                &mut flat,
-                out_stride,
-                &mut mins,
-                &eps,
-                r,
-                &ft[3..],
-                stride,
-                &tau,
-                &inv_s,
-            );
+                lowrank_gaps(
+                    &mut flat,
+                    out_stride,
+                    &mut mins,
+                    &mut hz,
+                    &eps,
+                    r,
+                    &ft[3..],
+                    stride,
+                    &tau,
+                    &inv_s,
+                );
+                for (h, m) in hz.iter().zip(&mins) {
+                    for (&h, &m) in h.iter().zip(m) {
+                        assert_eq!(h.to_bits(), tails().bound(m as f64).0.to_bits());
+                    }
+                }
+            }
             let got: Vec<&[f32]> = (0..GAP_ROWS)
                 .map(|g| &flat[g * out_stride..g * out_stride + GAP_TILE])
                 .collect();
@@ -631,6 +678,37 @@ mod tests {
             }
             assert_eq!(got[0][GAP_TILE - 1], f32::INFINITY);
         }
+    }
+
+    #[test]
+    fn lowrank_gaps_hazards_match_bound_at_the_table_edges() {
+        // Rank 1 with unit factors: gap = tau − eps_g, so sub-block j of row
+        // g has the minimum tau_j − eps_g: −∞, below the table (t₀ = −8),
+        // on grid points, inside and above it (16 > t_K = 8), +∞.
+        let ft = [1.0f32; GAP_TILE];
+        let eps = [0.0f32, 1.0, -0.5, 20.0];
+        let subs = [f32::NEG_INFINITY, -8.0, 0.3, 16.0];
+        let tau: [f32; GAP_TILE] = std::array::from_fn(|k| {
+            // The sub-block's minimum sits on its last feature.
+            subs[k / GAP_SUB] + (GAP_SUB - 1 - k % GAP_SUB) as f32 * 0.25
+        });
+        let inv_s = [1.0f32; GAP_TILE];
+        let mut out = [0.0f32; GAP_ROWS * GAP_TILE];
+        let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
+        let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
+        lowrank_gaps(
+            &mut out, GAP_TILE, &mut mins, &mut hz, &eps, 1, &ft, GAP_TILE, &tau, &inv_s,
+        );
+        for g in 0..GAP_ROWS {
+            for j in 0..GAP_TILE / GAP_SUB {
+                assert_eq!(mins[g][j], subs[j] - eps[g], "row {g} sub-block {j}");
+                let want = tails().bound(mins[g][j] as f64).0;
+                assert_eq!(hz[g][j].to_bits(), want.to_bits(), "row {g} sub-block {j}");
+            }
+        }
+        assert!(hz[0][0].is_infinite() && hz[1][1].is_infinite());
+        // Above the table the bound is the last entry, at most 2⁻³² above Φ̄(8).
+        assert!(hz[0][3] < 1e-9 && hz[3][2].is_infinite());
     }
 
     #[test]
