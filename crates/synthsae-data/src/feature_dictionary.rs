@@ -316,7 +316,9 @@ pub struct HostFeatureDictionary {
 const HIDDEN_ROW_BLOCK: usize = 16;
 
 impl HostFeatureDictionary {
-    /// Wraps row-major `F: [N, D]` and `b: [D]`.
+    /// Wraps row-major `F: [N, D]` and `b: [D]`. On Linux, an `F` of
+    /// 32 MiB or more is moved onto 2 MiB pages in place where the kernel
+    /// allows it (fewer TLB misses in the gather-sum; values unchanged).
     pub fn new(
         feature_vectors: Vec<f32>,
         bias: Vec<f32>,
@@ -337,6 +339,7 @@ impl HostFeatureDictionary {
                 &[bias.len()],
             ));
         }
+        crate::huge_pages::advise_huge_pages(&feature_vectors);
         Ok(Self {
             num_features,
             hidden_dim,

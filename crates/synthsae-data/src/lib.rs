@@ -15,6 +15,7 @@ pub mod firing;
 pub mod generator;
 pub mod hierarchy;
 pub mod hierarchy_modifier;
+mod huge_pages;
 mod kernels;
 pub mod magnitude;
 pub mod modifier;
