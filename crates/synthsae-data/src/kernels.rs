@@ -683,8 +683,9 @@ mod tests {
     #[test]
     fn lowrank_gaps_hazards_match_bound_at_the_table_edges() {
         // Rank 1 with unit factors: gap = tau − eps_g, so sub-block j of row
-        // g has the minimum tau_j − eps_g: −∞, below the table (t₀ = −8),
-        // on grid points, inside and above it (16 > t_K = 8), +∞.
+        // g has the minimum subs[j] − eps_g: −∞ (every row), the table's
+        // first grid point (row 0) and below it (rows 1, 3), grid points and
+        // between them inside the table, and above its end (16 > t_K = 8).
         let ft = [1.0f32; GAP_TILE];
         let eps = [0.0f32, 1.0, -0.5, 20.0];
         let subs = [f32::NEG_INFINITY, -8.0, 0.3, 16.0];
