@@ -342,8 +342,10 @@ pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [
 /// finite `eps` (padding has `tau = +∞`), so the minima use plain `<`.
 ///
 /// On x86-64 CPUs with AVX-512 this runs a hand-written kernel (the
-/// 16 accumulators stay in registers, which the auto-vectorised loop does
-/// not achieve: 4× slower); elsewhere the portable loop.
+/// 16 accumulators stay in registers, which the auto-vectorised loop over
+/// the whole tile did not achieve: 4× slower, `docs/benchmarks.md`,
+/// 2026-12-02); elsewhere the register-blocked portable loop (2× faster
+/// than that whole-tile loop on an AVX2-only Zen 3, 2026-12-03).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lowrank_gaps(
     out: &mut [f32],
@@ -512,6 +514,13 @@ mod x86 {
 }
 
 /// [`lowrank_gaps`] for any target (auto-vectorised; bit for bit the same).
+///
+/// Register-blocked: the tile is computed one sub-block of [`GAP_SUB`]
+/// features at a time, so the `GAP_ROWS × GAP_SUB` accumulators fit in the
+/// vector registers (8 of AVX2's 16, 16 of NEON's 32) across the whole rank
+/// loop; accumulating the whole tile at once (256 values) spilled them to
+/// the stack on every step. Each lane still accumulates from 0 in rank order
+/// with fused multiply-adds, so the gaps are those of [`lowrank_dot`].
 #[multiversion(targets(
     "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
     "x86_64+avx2+fma",
@@ -529,27 +538,30 @@ fn lowrank_gaps_portable(
     tau: &[f32; GAP_TILE],
     inv_s: &[f32; GAP_TILE],
 ) {
-    let mut acc = [[0.0f32; GAP_TILE]; GAP_ROWS];
     let eps = &eps[..GAP_ROWS * rank];
-    for r in 0..rank {
-        let col: &[f32; GAP_TILE] = ft[r * stride..r * stride + GAP_TILE]
-            .try_into()
-            .expect("tile");
-        let e: [f32; GAP_ROWS] = std::array::from_fn(|g| eps[g * rank + r]);
-        for (a, &e) in acc.iter_mut().zip(&e) {
-            for (a, &c) in a.iter_mut().zip(col) {
-                *a = e.mul_add(c, *a);
+    for j in 0..GAP_TILE / GAP_SUB {
+        let first = j * GAP_SUB;
+        let mut acc = [[0.0f32; GAP_SUB]; GAP_ROWS];
+        for r in 0..rank {
+            let at = r * stride + first;
+            let col: &[f32; GAP_SUB] = ft[at..at + GAP_SUB].try_into().expect("sub-block");
+            let e: [f32; GAP_ROWS] = std::array::from_fn(|g| eps[g * rank + r]);
+            for (a, &e) in acc.iter_mut().zip(&e) {
+                for (a, &c) in a.iter_mut().zip(col) {
+                    *a = e.mul_add(c, *a);
+                }
             }
         }
-    }
-    for (g, (a, m)) in acc.iter().zip(mins.iter_mut()).enumerate() {
-        let o = &mut out[g * out_stride..g * out_stride + GAP_TILE];
-        for (((o, &a), &t), &is) in o.iter_mut().zip(a).zip(tau).zip(inv_s) {
-            *o = (t - a) * is;
-        }
-        for (m, sub) in m.iter_mut().zip(o.chunks_exact(GAP_SUB)) {
+        let tau = &tau[first..first + GAP_SUB];
+        let inv_s = &inv_s[first..first + GAP_SUB];
+        for (g, (a, m)) in acc.iter().zip(mins.iter_mut()).enumerate() {
+            let mut v = [0.0f32; GAP_SUB];
+            for (((v, &a), &t), &is) in v.iter_mut().zip(a).zip(tau).zip(inv_s) {
+                *v = (t - a) * is;
+            }
+            let at = g * out_stride + first;
+            out[at..at + GAP_SUB].copy_from_slice(&v);
             // Pairwise tree of elementwise minima (vectorises).
-            let mut v: [f32; GAP_SUB] = sub.try_into().expect("sub-block");
             let mut w = GAP_SUB / 2;
             while w > 0 {
                 for i in 0..w {
@@ -559,7 +571,7 @@ fn lowrank_gaps_portable(
                 }
                 w /= 2;
             }
-            *m = v[0];
+            m[j] = v[0];
         }
     }
 }
