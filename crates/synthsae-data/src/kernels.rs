@@ -538,14 +538,15 @@ fn lowrank_gaps_portable(
     tau: &[f32; GAP_TILE],
     inv_s: &[f32; GAP_TILE],
 ) {
-    let eps = &eps[..GAP_ROWS * rank];
+    let [e0, e1, e2, e3]: [&[f32]; GAP_ROWS] =
+        std::array::from_fn(|g| &eps[g * rank..(g + 1) * rank]);
     for j in 0..GAP_TILE / GAP_SUB {
         let first = j * GAP_SUB;
         let mut acc = [[0.0f32; GAP_SUB]; GAP_ROWS];
         for r in 0..rank {
             let at = r * stride + first;
             let col: &[f32; GAP_SUB] = ft[at..at + GAP_SUB].try_into().expect("sub-block");
-            let e: [f32; GAP_ROWS] = std::array::from_fn(|g| eps[g * rank + r]);
+            let e = [e0[r], e1[r], e2[r], e3[r]];
             for (a, &e) in acc.iter_mut().zip(&e) {
                 for (a, &c) in a.iter_mut().zip(col) {
                     *a = e.mul_add(c, *a);
