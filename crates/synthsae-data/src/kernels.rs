@@ -344,8 +344,9 @@ pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [
 /// On x86-64 CPUs with AVX-512 this runs a hand-written kernel (the
 /// 16 accumulators stay in registers, which the auto-vectorised loop over
 /// the whole tile did not achieve: 4× slower, `docs/benchmarks.md`,
-/// 2026-12-02); elsewhere the register-blocked portable loop (2× faster
-/// than that whole-tile loop on an AVX2-only Zen 3, 2026-12-03).
+/// 2026-12-02); elsewhere the register-blocked portable loop (with it,
+/// sampling the SynthSAEBench-16k preset ran 1.5–1.7× faster than with the
+/// whole-tile loop on an AVX2-only Zen 3, 2026-12-03).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lowrank_gaps(
     out: &mut [f32],
