@@ -344,9 +344,12 @@ pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [
 /// On x86-64 CPUs with AVX-512 this runs a hand-written kernel (the
 /// 16 accumulators stay in registers, which the auto-vectorised loop over
 /// the whole tile did not achieve: 4× slower, `docs/benchmarks.md`,
-/// 2026-12-02); elsewhere the register-blocked portable loop (with it,
-/// sampling the SynthSAEBench-16k preset ran 1.5–1.7× faster than with the
-/// whole-tile loop on an AVX2-only Zen 3, 2026-12-03).
+/// 2026-12-02); on x86-64 with AVX2 and FMA only, a hand-written kernel
+/// blocked like the portable loop, with vector minima and gathered
+/// hazards (1.5–1.8× faster than the portable loop plus scalar hazard
+/// lookups on a Zen 3, 2026-12-03, third session); elsewhere the
+/// register-blocked portable loop (with it, sampling the SynthSAEBench-16k
+/// preset ran 1.5–1.7× faster than with the whole-tile loop on that Zen 3).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lowrank_gaps(
     out: &mut [f32],
@@ -380,6 +383,15 @@ pub(crate) fn lowrank_gaps(
                 x86::lowrank_gaps_avx512(
                     out, out_stride, mins, hz, eps, rank, ft, stride, tau, inv_s,
                 )
+            };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked above); the slices'
+            // lengths are checked above, as for the AVX-512 kernel.
+            unsafe {
+                x86::lowrank_gaps_avx2(out, out_stride, mins, hz, eps, rank, ft, stride, tau, inv_s)
             };
             return;
         }
@@ -471,6 +483,108 @@ mod x86 {
             // nothing.
             let h = _mm512_mask_i32gather_pd::<8>(_mm512_set1_pd(f64::INFINITY), valid, k, table);
             _mm512_storeu_pd(out.add(8 * half), h);
+        }
+    }
+
+    /// The AVX2 body of [`super::lowrank_gaps`] (for CPUs without
+    /// AVX-512): one 16-feature sub-block at a time, its 4 × 2 accumulators
+    /// in registers across the rank loop (per rank, two column loads and one
+    /// broadcast per row feed 8 fused multiply-adds: the same operation per
+    /// lane as the portable kernel); then the sub-block's gaps, the four
+    /// rows' minima by one transposing tree, and at the end the 16 hazards
+    /// by four 4-lane gathers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `eps.len() >= GAP_ROWS * rank`,
+    /// `ft.len() >= (rank - 1) * stride + GAP_TILE` when `rank > 0`, and
+    /// `out.len() >= (GAP_ROWS - 1) * out_stride + GAP_TILE`.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn lowrank_gaps_avx2(
+        out: &mut [f32],
+        out_stride: usize,
+        mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
+        hz: &mut [[f64; GAP_TILE / GAP_SUB]; GAP_ROWS],
+        eps: &[f32],
+        rank: usize,
+        ft: &[f32],
+        stride: usize,
+        tau: &[f32; GAP_TILE],
+        inv_s: &[f32; GAP_TILE],
+    ) {
+        let (fp, op) = (ft.as_ptr(), out.as_mut_ptr());
+        let rows: [*const f32; GAP_ROWS] = std::array::from_fn(|g| eps.as_ptr().add(g * rank));
+        for j in 0..GAP_TILE / GAP_SUB {
+            let first = j * GAP_SUB;
+            let z = _mm256_setzero_ps();
+            let mut acc = [[z; 2]; GAP_ROWS];
+            for r in 0..rank {
+                let col = fp.add(r * stride + first);
+                let c = [_mm256_loadu_ps(col), _mm256_loadu_ps(col.add(8))];
+                for (a, &row) in acc.iter_mut().zip(&rows) {
+                    let e = _mm256_broadcast_ss(&*row.add(r));
+                    a[0] = _mm256_fmadd_ps(e, c[0], a[0]);
+                    a[1] = _mm256_fmadd_ps(e, c[1], a[1]);
+                }
+            }
+            let t = [
+                _mm256_loadu_ps(tau.as_ptr().add(first)),
+                _mm256_loadu_ps(tau.as_ptr().add(first + 8)),
+            ];
+            let is = [
+                _mm256_loadu_ps(inv_s.as_ptr().add(first)),
+                _mm256_loadu_ps(inv_s.as_ptr().add(first + 8)),
+            ];
+            // Per row, the elementwise minimum of its two gap vectors.
+            let mut m = [z; GAP_ROWS];
+            for (g, (a, m)) in acc.iter().zip(m.iter_mut()).enumerate() {
+                let lo = _mm256_mul_ps(_mm256_sub_ps(t[0], a[0]), is[0]);
+                let hi = _mm256_mul_ps(_mm256_sub_ps(t[1], a[1]), is[1]);
+                let at = op.add(g * out_stride + first);
+                _mm256_storeu_ps(at, lo);
+                _mm256_storeu_ps(at.add(8), hi);
+                *m = _mm256_min_ps(lo, hi);
+            }
+            // Halves of rows 0|1 and 2|3 side by side, then the 128-bit
+            // lanes' pairs, then neighbours: lane 0 / 1 of the low half hold
+            // rows 0 / 2, of the high half rows 1 / 3.
+            let u01 = _mm256_min_ps(
+                _mm256_permute2f128_ps::<0x20>(m[0], m[1]),
+                _mm256_permute2f128_ps::<0x31>(m[0], m[1]),
+            );
+            let u23 = _mm256_min_ps(
+                _mm256_permute2f128_ps::<0x20>(m[2], m[3]),
+                _mm256_permute2f128_ps::<0x31>(m[2], m[3]),
+            );
+            let v = _mm256_min_ps(
+                _mm256_shuffle_ps::<0x44>(u01, u23),
+                _mm256_shuffle_ps::<0xEE>(u01, u23),
+            );
+            let w = _mm256_min_ps(
+                _mm256_shuffle_ps::<0x88>(v, v),
+                _mm256_shuffle_ps::<0xDD>(v, v),
+            );
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), w);
+            mins[0][j] = lanes[0];
+            mins[2][j] = lanes[1];
+            mins[1][j] = lanes[4];
+            mins[3][j] = lanes[5];
+        }
+        // The bounds' hazards, four lanes (one row) at a time in f64: the
+        // same operations as `TailTables::bound` (`pos = (t − T0)·SCALE`;
+        // below 0 or NaN → ∞; else the entry at `min(pos, K)` truncated).
+        let table = tails().hazard.as_ptr();
+        for (m, h) in mins.iter().zip(hz.iter_mut()) {
+            let t = _mm256_cvtps_pd(_mm_loadu_ps(m.as_ptr()));
+            let pos = _mm256_mul_pd(_mm256_sub_pd(t, _mm256_set1_pd(T0)), _mm256_set1_pd(SCALE));
+            let valid = _mm256_cmp_pd::<_CMP_GE_OQ>(pos, _mm256_setzero_pd());
+            let k = _mm256_cvttpd_epi32(_mm256_min_pd(pos, _mm256_set1_pd(K as f64)));
+            // SAFETY (of the gather): every index of a `valid` lane is in
+            // `0..=K`, inside the `K + 1` table entries; other lanes load
+            // nothing.
+            let v = _mm256_mask_i32gather_pd::<8>(_mm256_set1_pd(f64::INFINITY), table, k, valid);
+            _mm256_storeu_pd(h.as_mut_ptr(), v);
         }
     }
 
@@ -640,9 +754,37 @@ mod tests {
         let out_stride = GAP_TILE + 5;
         let mut flat = vec![0.0f32; GAP_ROWS * out_stride];
         let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
-        for portable in [false, true] {
+        // 0: the dispatched kernel; 1: the portable loop; 2: the AVX2 kernel
+        // directly (on CPUs that have it, so AVX-512 machines check it too).
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        for variant in 0..if avx2 { 3 } else { 2 } {
+            let portable = variant == 1;
             let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
-            if portable {
+            if variant == 2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 and FMA were detected; `eps` holds
+                // `GAP_ROWS * r` values, `ft[3..]` every column
+                // `q * stride .. q * stride + GAP_TILE` for `q < r`, and
+                // `flat` the `GAP_ROWS` rows of `out_stride`.
+                unsafe {
+                    x86::lowrank_gaps_avx2(
+                        &mut flat,
+                        out_stride,
+                        &mut mins,
+                        &mut hz,
+                        &eps,
+                        r,
+                        &ft[3..],
+                        stride,
+                        &tau,
+                        &inv_s,
+                    )
+                };
+            } else if portable {
                 lowrank_gaps_portable(
                     &mut flat,
                     out_stride,
@@ -667,6 +809,8 @@ mod tests {
                     &tau,
                     &inv_s,
                 );
+            }
+            if !portable {
                 for (h, m) in hz.iter().zip(&mins) {
                     for (&h, &m) in h.iter().zip(m) {
                         assert_eq!(h.to_bits(), tails().bound(m as f64).0.to_bits());
@@ -710,20 +854,41 @@ mod tests {
         let inv_s = [1.0f32; GAP_TILE];
         let mut out = [0.0f32; GAP_ROWS * GAP_TILE];
         let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
-        let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
-        lowrank_gaps(
-            &mut out, GAP_TILE, &mut mins, &mut hz, &eps, 1, &ft, GAP_TILE, &tau, &inv_s,
-        );
-        for g in 0..GAP_ROWS {
-            for j in 0..GAP_TILE / GAP_SUB {
-                assert_eq!(mins[g][j], subs[j] - eps[g], "row {g} sub-block {j}");
-                let want = tails().bound(mins[g][j] as f64).0;
-                assert_eq!(hz[g][j].to_bits(), want.to_bits(), "row {g} sub-block {j}");
+        // The dispatched kernel, then (where the CPU has it) the AVX2 one.
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        for direct_avx2 in [false, true].into_iter().take(1 + avx2 as usize) {
+            let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
+            if direct_avx2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 and FMA were detected; rank 1, and every
+                // slice holds a whole tile of `GAP_ROWS` rows.
+                unsafe {
+                    x86::lowrank_gaps_avx2(
+                        &mut out, GAP_TILE, &mut mins, &mut hz, &eps, 1, &ft, GAP_TILE, &tau,
+                        &inv_s,
+                    )
+                };
+            } else {
+                lowrank_gaps(
+                    &mut out, GAP_TILE, &mut mins, &mut hz, &eps, 1, &ft, GAP_TILE, &tau, &inv_s,
+                );
             }
+            for g in 0..GAP_ROWS {
+                for j in 0..GAP_TILE / GAP_SUB {
+                    assert_eq!(mins[g][j], subs[j] - eps[g], "row {g} sub-block {j}");
+                    let want = tails().bound(mins[g][j] as f64).0;
+                    assert_eq!(hz[g][j].to_bits(), want.to_bits(), "row {g} sub-block {j}");
+                }
+            }
+            assert!(hz[0][0].is_infinite() && hz[1][1].is_infinite());
+            // Above the table the bound is the last entry, at most 2⁻³²
+            // above Φ̄(8).
+            assert!(hz[0][3] < 1e-9 && hz[3][2].is_infinite());
         }
-        assert!(hz[0][0].is_infinite() && hz[1][1].is_infinite());
-        // Above the table the bound is the last entry, at most 2⁻³² above Φ̄(8).
-        assert!(hz[0][3] < 1e-9 && hz[3][2].is_infinite());
     }
 
     #[test]
