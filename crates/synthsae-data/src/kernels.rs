@@ -499,7 +499,9 @@ mod x86 {
     /// `ft.len() >= (rank - 1) * stride + GAP_TILE` when `rank > 0`, and
     /// `out.len() >= (GAP_ROWS - 1) * out_stride + GAP_TILE`.
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
+    // `j` indexes the sub-blocks of `tau`, `inv_s`, `out` and every row of
+    // `mins` (the second index), which no single iterator covers.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     pub(super) unsafe fn lowrank_gaps_avx2(
         out: &mut [f32],
         out_stride: usize,
