@@ -147,16 +147,19 @@ pub(crate) fn upper_tail(t: f64) -> f64 {
 /// handed to the hot loops by reference ([`tails`]), so that a lookup is an
 /// index computation and a load. All entries are `f64`: the integer bounds
 /// are exact in `f64`, and comparing in `f64` avoids `u64 → f64` conversions
-/// (several instructions on baseline x86-64).
+/// (several instructions on baseline x86-64). The values one scalar lookup
+/// reads together sit side by side (one cache line instead of two: the
+/// tables exceed L1).
 pub(crate) struct TailTables {
-    /// `below[k] ≤ Φ̄(t_k)·2³² − 1` (an integer).
-    below: Box<[f64; K + 1]>,
-    /// `above[k] ≥ Φ̄(t_k)·2³² + 1` (an integer).
-    above: Box<[f64; K + 1]>,
-    /// `h_k = −ln(1 − Φ̄(t_k) − 2⁻⁴⁰)` (∞ where that is ≥ 1).
+    /// `brackets[k] = [below_{k+1}, above_k]` for the cell `[t_k, t_{k+1})`,
+    /// with the integers `below_k ≤ Φ̄(t_k)·2³² − 1` and
+    /// `above_k ≥ Φ̄(t_k)·2³² + 1`.
+    brackets: Box<[[f64; 2]; K]>,
+    /// `h_k = −ln(1 − Φ̄(t_k) − 2⁻⁴⁰)` (∞ where that is ≥ 1), read by the
+    /// vector kernels' gathers.
     hazard: Box<[f64; K + 1]>,
-    /// `p̄_k = 1 − e^{−h_k}`.
-    pbar: Box<[f64; K + 1]>,
+    /// `[h_k, p̄_k]` with `p̄_k = 1 − e^{−h_k}`.
+    bounds: Box<[[f64; 2]; K + 1]>,
 }
 
 static TAILS: LazyLock<TailTables> = LazyLock::new(|| {
@@ -164,6 +167,10 @@ static TAILS: LazyLock<TailTables> = LazyLock::new(|| {
         let v: Vec<f64> = (0..=K).map(f).collect();
         v.into_boxed_slice().try_into().expect("K + 1 entries")
     };
+    fn pairs<const N: usize>(f: impl Fn(usize) -> [f64; 2]) -> Box<[[f64; 2]; N]> {
+        let v: Vec<[f64; 2]> = (0..N).map(f).collect();
+        v.into_boxed_slice().try_into().expect("N entries")
+    }
     let x = |k: usize| upper_tail(T0 + k as f64 / SCALE) * TWO32;
     // Margin 2⁻⁴⁰ covers the error of erfc and of the f64 arithmetic.
     let hazard = table(&|k| {
@@ -183,11 +190,12 @@ static TAILS: LazyLock<TailTables> = LazyLock::new(|| {
             -(-hazard[k]).exp_m1()
         }
     });
+    let below = |k: usize| (x(k) - 1.0).floor().clamp(0.0, TWO32);
+    let above = |k: usize| (x(k) + 1.0).ceil().clamp(0.0, TWO32 + 1.0);
     TailTables {
-        below: table(&|k| (x(k) - 1.0).floor().clamp(0.0, TWO32)),
-        above: table(&|k| (x(k) + 1.0).ceil().clamp(0.0, TWO32 + 1.0)),
+        brackets: pairs(|k| [below(k + 1), above(k)]),
+        bounds: pairs(|k| [hazard[k], pbar[k]]),
         hazard,
-        pbar,
     }
 });
 
@@ -217,12 +225,12 @@ impl TailTables {
     pub(crate) fn exceeds(&self, t: f32, u: u32) -> bool {
         // NaN and −∞ land in the first cell, +∞ in the last; both stay
         // correct because the exact fallback handles any t.
-        let k = cell(t as f64).min(K - 1);
+        let [below, above] = self.brackets[cell(t as f64).min(K - 1)];
         let u = u as f64;
-        if u < self.below[k + 1] {
+        if u < below {
             return true;
         }
-        if u >= self.above[k] {
+        if u >= above {
             return false;
         }
         (u + 0.5) / TWO32 < upper_tail(t as f64)
@@ -233,15 +241,15 @@ impl TailTables {
     /// The table settles almost every case; the rest is decided with `erfc`.
     #[inline(always)]
     pub(crate) fn tail_exceeds(&self, t: f32, w: f64) -> bool {
-        let k = cell(t as f64).min(K - 1);
+        let [below, above] = self.brackets[cell(t as f64).min(K - 1)];
         let x = w * TWO32;
-        // below[k + 1] / 2³² < Φ̄(t_{k+1}) ≤ Φ̄(t) (t < t_{k+1} or in the last
-        // cell, where below is 0); Φ̄(t) ≤ Φ̄(t_k) < above[k] / 2³² for
-        // t ≥ t_k (and above[0] > 2³² covers t < t_0).
-        if x < self.below[k + 1] {
+        // below_{k+1} / 2³² < Φ̄(t_{k+1}) ≤ Φ̄(t) (t < t_{k+1} or in the last
+        // cell, where below is 0); Φ̄(t) ≤ Φ̄(t_k) < above_k / 2³² for
+        // t ≥ t_k (and above_0 > 2³² covers t < t_0).
+        if x < below {
             return true;
         }
-        if x >= self.above[k] {
+        if x >= above {
             return false;
         }
         upper_tail(t as f64) > w
@@ -258,7 +266,8 @@ impl TailTables {
         }
         // Grid point t_k ≤ t_lo, so Φ̄(t) ≤ Φ̄(t_lo) ≤ Φ̄(t_k) ≤ p̄_k.
         let k = (pos.min(K as f64) as i32 as usize).min(K);
-        (self.hazard[k], self.pbar[k])
+        let [h, pbar] = self.bounds[k];
+        (h, pbar)
     }
 }
 
