@@ -750,6 +750,15 @@ mod tests {
         assert!(!tails().tail_exceeds(f32::INFINITY, 0.0));
     }
 
+    /// Whether this CPU can run `x86::lowrank_gaps_avx2`.
+    fn has_avx2_fma() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
     #[test]
     fn lowrank_gaps_match_the_scalar_dot_bitwise() {
         let (r, stride) = (5, 70);
@@ -767,12 +776,7 @@ mod tests {
         let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
         // 0: the dispatched kernel; 1: the portable loop; 2: the AVX2 kernel
         // directly (on CPUs that have it, so AVX-512 machines check it too).
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
-        for variant in 0..if avx2 { 3 } else { 2 } {
+        for variant in 0..if has_avx2_fma() { 3 } else { 2 } {
             let portable = variant == 1;
             let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
             if variant == 2 {
@@ -866,12 +870,7 @@ mod tests {
         let mut out = [0.0f32; GAP_ROWS * GAP_TILE];
         let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
         // The dispatched kernel, then (where the CPU has it) the AVX2 one.
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
-        for direct_avx2 in [false, true].into_iter().take(1 + avx2 as usize) {
+        for direct_avx2 in [false, true].into_iter().take(1 + has_avx2_fma() as usize) {
             let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
             if direct_avx2 {
                 #[cfg(target_arch = "x86_64")]
