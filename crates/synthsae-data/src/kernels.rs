@@ -773,11 +773,13 @@ mod tests {
         let inv_s: [f32; GAP_TILE] = std::array::from_fn(|k| 1.0 + k as f32 * 0.01);
         let out_stride = GAP_TILE + 5;
         let mut flat = vec![0.0f32; GAP_ROWS * out_stride];
-        let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
         // 0: the dispatched kernel; 1: the portable loop; 2: the AVX2 kernel
         // directly (on CPUs that have it, so AVX-512 machines check it too).
         for variant in 0..if has_avx2_fma() { 3 } else { 2 } {
             let portable = variant == 1;
+            // Fresh NaN outputs, so no variant passes on another's results.
+            flat.fill(f32::NAN);
+            let mut mins = [[f32::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
             let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
             if variant == 2 {
                 #[cfg(target_arch = "x86_64")]
@@ -868,9 +870,11 @@ mod tests {
         });
         let inv_s = [1.0f32; GAP_TILE];
         let mut out = [0.0f32; GAP_ROWS * GAP_TILE];
-        let mut mins = [[0.0f32; GAP_TILE / GAP_SUB]; GAP_ROWS];
         // The dispatched kernel, then (where the CPU has it) the AVX2 one.
         for direct_avx2 in [false, true].into_iter().take(1 + has_avx2_fma() as usize) {
+            // Fresh NaN outputs, so the second call cannot pass on the first's.
+            out.fill(f32::NAN);
+            let mut mins = [[f32::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
             let mut hz = [[f64::NAN; GAP_TILE / GAP_SUB]; GAP_ROWS];
             if direct_avx2 {
                 #[cfg(target_arch = "x86_64")]
