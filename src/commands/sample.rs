@@ -99,8 +99,8 @@ impl BackendJob for SampleJob {
             nnz += feats.nnz();
             if a.with_features {
                 let base = *offsets.last().unwrap_or(&0);
-                offsets.extend(feats.row_offsets()[1..].iter().map(|&o| base + o as i64));
-                indices.extend(feats.feature_indices().iter().map(|&f| f as i64));
+                offsets.extend(feats.offsets()[1..].iter().map(|&o| base + o as i64));
+                indices.extend(feats.indices().iter().map(|&f| f as i64));
                 values.extend_from_slice(feats.values());
             }
             done += b;

@@ -55,7 +55,7 @@ pub fn device_hidden_matches_host<B: Backend>(t: &Target<B>) {
             .sample_with_features(n, &mut rng)
             .expect("device sample");
         assert_eq!(hidden.dims(), [n, 64]);
-        assert_eq!(features.batch_size(), n);
+        assert_eq!(features.n_rows(), n);
         let got = host("read back hidden activations", hidden);
         let want = dict.forward_sparse(&features).expect("host hidden");
         let e = compare(

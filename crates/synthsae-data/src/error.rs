@@ -70,14 +70,9 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
-    /// Reading a tensor back from a device failed.
-    #[error("reading `{what}` back from the device failed: {reason}")]
-    Device {
-        /// Which tensor.
-        what: String,
-        /// The backend's message.
-        reason: String,
-    },
+    /// Malformed sparse rows or a failed device read-back.
+    #[error(transparent)]
+    Host(#[from] synthsae_host::HostError),
 }
 
 /// Result alias for this crate.

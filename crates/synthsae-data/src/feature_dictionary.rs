@@ -12,12 +12,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{bad_shape, invalid, Result};
-use crate::kernels::gather_sum;
 use crate::orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
 use crate::rng::{ChaChaSource, RandomSource};
-use crate::sparse::{tensor_to_vec, SparseBatch};
+use synthsae_host::kernels::sampling::gather_sum;
+use synthsae_host::{try_to_vec, Csr};
 
 /// The bias setting as written in sae-lens configs: a bool or a norm.
 ///
@@ -258,18 +258,18 @@ impl<B: Backend> FeatureDictionary<B> {
 
     /// Sparse forward on the device: gathers the `nnz` firing rows of `F`,
     /// scales them and scatter-adds them into `[B, D]`. `O(nnz · D)` work.
-    pub fn forward_sparse(&self, batch: &SparseBatch) -> Result<Tensor<B, 2>> {
+    pub fn forward_sparse(&self, batch: &Csr) -> Result<Tensor<B, 2>> {
         self.check_batch(batch)?;
         let device = self.feature_vectors.device();
-        let (bsz, d) = (batch.batch_size(), self.hidden_dim());
+        let (bsz, d) = (batch.n_rows(), self.hidden_dim());
         let out = self.bias.val().unsqueeze::<2>().repeat_dim(0, bsz);
         if batch.nnz() == 0 {
             return Ok(out);
         }
         let nnz = batch.nnz();
-        let feats: Vec<i64> = batch.feature_indices().iter().map(|&f| f as i64).collect();
+        let feats: Vec<i64> = batch.indices().iter().map(|&f| f as i64).collect();
         let mut rows = Vec::with_capacity(nnz);
-        for (r, w) in batch.row_offsets().windows(2).enumerate() {
+        for (r, w) in batch.offsets().windows(2).enumerate() {
             rows.extend(std::iter::repeat_n(r as i64, w[1] - w[0]));
         }
         let feats = Tensor::<B, 1, Int>::from_data(TensorData::new(feats, [nnz]), &device);
@@ -284,19 +284,19 @@ impl<B: Backend> FeatureDictionary<B> {
     /// A host copy for the CPU gather-sum path.
     pub fn to_host(&self) -> Result<HostFeatureDictionary> {
         HostFeatureDictionary::new(
-            tensor_to_vec(self.feature_vectors.val(), "feature_vectors")?,
-            tensor_to_vec(self.bias.val(), "bias")?,
+            try_to_vec(self.feature_vectors.val(), "feature_vectors")?,
+            try_to_vec(self.bias.val(), "bias")?,
             self.num_features(),
             self.hidden_dim(),
         )
     }
 
-    fn check_batch(&self, batch: &SparseBatch) -> Result<()> {
-        if batch.num_features() != self.num_features() {
+    fn check_batch(&self, batch: &Csr) -> Result<()> {
+        if batch.n_cols() != self.num_features() {
             return Err(bad_shape(
                 "feature_activations",
                 format!("[batch, N] = [batch, {}]", self.num_features()),
-                &[batch.batch_size(), batch.num_features()],
+                &[batch.n_rows(), batch.n_cols()],
             ));
         }
         Ok(())
@@ -369,26 +369,26 @@ impl HostFeatureDictionary {
     }
 
     /// Hidden activations `[B, D]` (row-major) of a sparse batch.
-    pub fn forward_sparse(&self, batch: &SparseBatch) -> Result<Vec<f32>> {
-        let mut out = vec![0.0f32; batch.batch_size() * self.hidden_dim];
+    pub fn forward_sparse(&self, batch: &Csr) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; batch.n_rows() * self.hidden_dim];
         self.forward_sparse_into(batch, &mut out)?;
         Ok(out)
     }
 
     /// Writes the hidden activations of `batch` into `out` `[B * D]`.
-    pub fn forward_sparse_into(&self, batch: &SparseBatch, out: &mut [f32]) -> Result<()> {
+    pub fn forward_sparse_into(&self, batch: &Csr, out: &mut [f32]) -> Result<()> {
         let d = self.hidden_dim;
-        if batch.num_features() != self.num_features {
+        if batch.n_cols() != self.num_features {
             return Err(bad_shape(
                 "feature_activations",
                 format!("[batch, N] = [batch, {}]", self.num_features),
-                &[batch.batch_size(), batch.num_features()],
+                &[batch.n_rows(), batch.n_cols()],
             ));
         }
-        if out.len() != batch.batch_size() * d {
+        if out.len() != batch.n_rows() * d {
             return Err(bad_shape(
                 "hidden output",
-                format!("[{} * {d}]", batch.batch_size()),
+                format!("[{} * {d}]", batch.n_rows()),
                 &[out.len()],
             ));
         }
@@ -400,7 +400,7 @@ impl HostFeatureDictionary {
                     let (idx, vals) = batch.row(r0 + k);
                     // The next row's first features are requested while
                     // this row's last ones are summed.
-                    let next = if r0 + k + 1 < batch.batch_size() {
+                    let next = if r0 + k + 1 < batch.n_rows() {
                         batch.row(r0 + k + 1).0
                     } else {
                         &[]
@@ -449,8 +449,8 @@ mod tests {
         let fd = cfg.init::<B>(&device).unwrap();
         let g = ActivationGenerator::new(300, 0.05f32, 0.5f32, 2.0f32).unwrap();
         let batch = g.sample(70, &mut sample_rng(Some(1)));
-        let dense = tensor_to_vec(fd.forward(batch.to_tensor::<B>(&device)), "dense").unwrap();
-        let device_sparse = tensor_to_vec(fd.forward_sparse(&batch).unwrap(), "sparse").unwrap();
+        let dense = try_to_vec(fd.forward(batch.to_tensor::<B>(&device)), "dense").unwrap();
+        let device_sparse = try_to_vec(fd.forward_sparse(&batch).unwrap(), "sparse").unwrap();
         let host = fd.to_host().unwrap().forward_sparse(&batch).unwrap();
         for ((a, b), c) in dense.iter().zip(&device_sparse).zip(&host) {
             assert!((a - b).abs() < 1e-4 && (a - c).abs() < 1e-4, "{a} {b} {c}");
@@ -534,7 +534,7 @@ mod tests {
             .init::<NdArray>(&d)
             .unwrap();
         let e = fd
-            .forward_sparse(&SparseBatch::zeros(2, 5))
+            .forward_sparse(&Csr::zeros(2, 5))
             .unwrap_err()
             .to_string();
         assert!(e.contains("feature_activations"), "{e}");

@@ -26,13 +26,13 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::correlation::{CorrelationMatrix, LowRankCorrelation};
 use crate::error::{bad_shape, invalid, Result};
-use crate::kernels::{
+use crate::modifier::ActivationModifier;
+use crate::rng::{block_rng, normal, SampleRng};
+use synthsae_host::kernels::sampling::{
     lowrank_dot, lowrank_dots, lowrank_gaps, tails, TailTables, DOT_LANES, GAP_ROWS, GAP_SUB,
     GAP_TILE,
 };
-use crate::modifier::ActivationModifier;
-use crate::rng::{block_rng, normal, SampleRng};
-use crate::sparse::SparseBatch;
+use synthsae_host::Csr;
 
 /// Features handled by one task of independent firing.
 const FEATURE_BLOCK: usize = 1024;
@@ -545,7 +545,7 @@ impl ActivationGenerator {
     ///
     /// Consumes exactly one `u64` from `rng`; everything else is derived from
     /// it, so the result is the same for any number of threads.
-    pub fn sample(&self, batch_size: usize, rng: &mut SampleRng) -> SparseBatch {
+    pub fn sample(&self, batch_size: usize, rng: &mut SampleRng) -> Csr {
         let key = rng.next_u64();
         let mut batch = match &self.copula {
             Copula::Independent => self.fire_independent(batch_size, key),
@@ -577,7 +577,7 @@ impl ActivationGenerator {
     }
 
     /// Runs the modifier chain on `batch`, then drops entries that are not `> 0`.
-    pub fn apply_modifiers(&self, batch: &mut SparseBatch, rng: &mut SampleRng) {
+    pub fn apply_modifiers(&self, batch: &mut Csr, rng: &mut SampleRng) {
         for m in &self.modifiers {
             m.modify(batch, self, rng);
         }
@@ -600,7 +600,7 @@ impl ActivationGenerator {
                 &acts.dims(),
             ));
         }
-        let mut batch = SparseBatch::from_tensor(acts)?;
+        let mut batch = Csr::from_tensor(acts)?;
         batch.retain_positive();
         self.apply_modifiers(&mut batch, rng);
         Ok(batch.to_tensor(&device))
@@ -610,7 +610,7 @@ impl ActivationGenerator {
     /// column of the batch with geometric skips (`⌊E / h_j⌋`, `E ~ Exp(1)`,
     /// `h_j = −ln(1 − p_j)`); with a gating hierarchy, each child is then
     /// drawn (one Bernoulli) only in rows where its parent fired.
-    fn fire_independent(&self, batch_size: usize, key: u64) -> SparseBatch {
+    fn fire_independent(&self, batch_size: usize, key: u64) -> Csr {
         let n = self.num_features;
         let all;
         let gating = match &self.gating {
@@ -651,7 +651,7 @@ impl ActivationGenerator {
             *c += 1;
         }
         if self.gating.is_none() {
-            return SparseBatch::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz]);
+            return Csr::from_parts_unchecked(n, row_offsets, indices, vec![0.0; nnz]);
         }
         // Gated: magnitudes and children, row block by row block (one
         // Bernoulli(p_c) per child of an active parent; see `expand_row`).
@@ -761,7 +761,7 @@ impl ActivationGenerator {
         row.sort_unstable_by_key(|e| e.0);
     }
 
-    fn fire_copula(&self, batch_size: usize, key: u64) -> SparseBatch {
+    fn fire_copula(&self, batch_size: usize, key: u64) -> Csr {
         let n = self.num_features;
         let tau = self.thresholds.as_deref().unwrap_or(&[]);
         let parts: Vec<RowsPart> = (0..batch_size.div_ceil(ROW_BLOCK))
@@ -847,7 +847,7 @@ impl ActivationGenerator {
         }
     }
 
-    fn draw_magnitudes(&self, batch: &mut SparseBatch, key: u64) {
+    fn draw_magnitudes(&self, batch: &mut Csr, key: u64) {
         let (mean, std) = (&self.mean_firing_magnitudes, &self.std_firing_magnitudes);
         let (indices, values) = batch.indices_and_values_mut();
         values
@@ -877,7 +877,7 @@ impl ActivationGenerator {
     /// Then magnitudes and the whole modifier chain on all fired entries (no
     /// parent-first shortcut, no thinning). Slow; [`sample`](Self::sample)
     /// draws from the same distribution, and the tests check that it does.
-    pub fn sample_reference(&self, batch_size: usize, rng: &mut SampleRng) -> SparseBatch {
+    pub fn sample_reference(&self, batch_size: usize, rng: &mut SampleRng) -> Csr {
         let n = self.num_features;
         let tau = self.thresholds.as_deref().unwrap_or(&[]);
         let mut row_offsets = Vec::with_capacity(batch_size + 1);
@@ -933,7 +933,7 @@ impl ActivationGenerator {
                 (m + s * normal(rng)).max(0.0)
             })
             .collect();
-        let mut batch = SparseBatch::from_parts_unchecked(n, row_offsets, indices, values);
+        let mut batch = Csr::from_parts_unchecked(n, row_offsets, indices, values);
         batch.retain_positive();
         self.apply_modifiers(&mut batch, rng);
         batch
@@ -1026,7 +1026,7 @@ impl RowsPart {
 
 /// Concatenates the tasks' rows into a CSR batch (values 0 where a task drew
 /// none).
-fn assemble_parts(n: usize, batch_size: usize, parts: Vec<RowsPart>) -> SparseBatch {
+fn assemble_parts(n: usize, batch_size: usize, parts: Vec<RowsPart>) -> Csr {
     let mut row_offsets = Vec::with_capacity(batch_size + 1);
     row_offsets.push(0);
     let nnz = parts.iter().map(|p| p.idx.len()).sum();
@@ -1043,7 +1043,7 @@ fn assemble_parts(n: usize, batch_size: usize, parts: Vec<RowsPart>) -> SparseBa
         }
         indices.extend(part.idx);
     }
-    SparseBatch::from_parts_unchecked(n, row_offsets, indices, values)
+    Csr::from_parts_unchecked(n, row_offsets, indices, values)
 }
 
 /// `Σ_r a_r b_r`, accumulated from 0 in order (the dense reference path).
@@ -1586,7 +1586,7 @@ mod tests {
             .unwrap()
             .with_modifier(Arc::new(FnModifier::new("drop-even", |b, g, _| {
                 assert_eq!(g.num_features(), 10);
-                let idx = b.feature_indices().to_vec();
+                let idx = b.indices().to_vec();
                 for (v, f) in b.values_mut().iter_mut().zip(idx) {
                     if f % 2 == 0 {
                         *v = -1.0;
@@ -1596,7 +1596,7 @@ mod tests {
             .unwrap();
         let b = g.sample(200, &mut sample_rng(Some(3)));
         assert!(b.nnz() > 0);
-        assert!(b.feature_indices().iter().all(|f| f % 2 == 1));
+        assert!(b.indices().iter().all(|f| f % 2 == 1));
         assert!(b.values().iter().all(|&v| v == 2.0));
     }
 }

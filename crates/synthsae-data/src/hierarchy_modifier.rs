@@ -23,7 +23,7 @@ use crate::generator::ActivationGenerator;
 use crate::hierarchy::{validate_hierarchy, Hierarchy, HierarchyNode};
 use crate::modifier::ActivationModifier;
 use crate::rng::{block_rng, SampleRng};
-use crate::sparse::SparseBatch;
+use synthsae_host::Csr;
 
 const NONE: u32 = u32::MAX;
 /// Rows handled by one rayon task.
@@ -289,17 +289,12 @@ impl ActivationModifier for HierarchyModifier {
         Some(&self.exclusive)
     }
 
-    fn modify(
-        &self,
-        batch: &mut SparseBatch,
-        generator: &ActivationGenerator,
-        rng: &mut SampleRng,
-    ) {
+    fn modify(&self, batch: &mut Csr, generator: &ActivationGenerator, rng: &mut SampleRng) {
         let key = rng.next_u64();
         let mean = generator.mean_firing_magnitudes();
-        let offsets = batch.row_offsets().to_vec();
-        let indices = batch.feature_indices().to_vec();
-        let bsz = batch.batch_size();
+        let offsets = batch.offsets().to_vec();
+        let indices = batch.indices().to_vec();
+        let bsz = batch.n_rows();
         // Split the values into disjoint per-block slices.
         let mut blocks: Vec<(usize, &mut [f32])> = Vec::new();
         let mut rest = batch.values_mut();
@@ -360,7 +355,7 @@ mod tests {
         let m = HierarchyModifier::new(h, 5).unwrap();
         // Row 0: parent 0 inactive → 1 and 2 zeroed; 3 = 1.831 → 4 scaled by 1.831 / 2.
         // Row 1: 0 active, 1 inactive → 2 zeroed; 3 inactive → 4 zeroed.
-        let mut b = SparseBatch::from_parts(
+        let mut b = Csr::from_parts(
             5,
             vec![0, 4, 7],
             vec![1, 2, 3, 4, 0, 2, 4],
@@ -419,8 +414,7 @@ mod tests {
         let h = Hierarchy::new(vec![node(0, vec![org], false, false)]).unwrap();
         let m = HierarchyModifier::new(h, 3).unwrap();
         let g = ActivationGenerator::new(3, 1.0f32, 0.0f32, 1.0f32).unwrap();
-        let mut b =
-            SparseBatch::from_parts(3, vec![0, 3, 5], vec![0, 1, 2, 1, 2], vec![1.0; 5]).unwrap();
+        let mut b = Csr::from_parts(3, vec![0, 3, 5], vec![0, 1, 2, 1, 2], vec![1.0; 5]).unwrap();
         m.modify(&mut b, &g, &mut sample_rng(Some(1)));
         b.retain_positive();
         assert_eq!(b.row(0).0.len(), 2);
@@ -454,7 +448,7 @@ mod tests {
                 &mut sample_rng(Some(9)),
             )
             .unwrap();
-        assert_eq!(SparseBatch::from_tensor(dense).unwrap(), sparse);
+        assert_eq!(Csr::from_tensor(dense).unwrap(), sparse);
         assert!(sparse.nnz() < raw.nnz(), "the hierarchy removed entries");
     }
 

@@ -16,7 +16,6 @@ pub mod generator;
 pub mod hierarchy;
 pub mod hierarchy_modifier;
 mod huge_pages;
-mod kernels;
 pub mod magnitude;
 pub mod modifier;
 pub mod mt19937;
@@ -25,7 +24,6 @@ pub mod presets;
 pub mod py_random;
 pub mod registry;
 pub mod rng;
-pub mod sparse;
 pub mod superposition;
 pub mod synthetic_model;
 pub mod torch_rng;
@@ -56,9 +54,9 @@ pub use orthogonalize::{
 };
 pub use presets::{preset, PRESETS};
 pub use rng::{sample_rng, ChaChaSource, RandomSource, SampleRng};
-pub use sparse::SparseBatch;
 pub use superposition::{compute_superposition_stats, SuperpositionStats};
 pub use synthetic_model::{
     HiddenPath, LowRankCorrelationConfig, SyntheticModel, SyntheticModelConfig,
 };
+pub use synthsae_host::Csr;
 pub use torch_rng::TorchGenerator;

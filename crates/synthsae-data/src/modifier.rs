@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use crate::error::Result;
 use crate::generator::ActivationGenerator;
 use crate::rng::SampleRng;
-use crate::sparse::SparseBatch;
+use synthsae_host::Csr;
 
 /// A step applied to each batch after firing and magnitudes are drawn.
 ///
@@ -41,11 +41,11 @@ pub trait ActivationModifier: Debug + Send + Sync {
     }
 
     /// Modifies `batch` in place.
-    fn modify(&self, batch: &mut SparseBatch, generator: &ActivationGenerator, rng: &mut SampleRng);
+    fn modify(&self, batch: &mut Csr, generator: &ActivationGenerator, rng: &mut SampleRng);
 }
 
 /// Signature of a closure usable as a modifier.
-pub type ModifierFn = dyn Fn(&mut SparseBatch, &ActivationGenerator, &mut SampleRng) + Send + Sync;
+pub type ModifierFn = dyn Fn(&mut Csr, &ActivationGenerator, &mut SampleRng) + Send + Sync;
 
 /// Wraps a closure as an [`ActivationModifier`].
 pub struct FnModifier {
@@ -57,7 +57,7 @@ impl FnModifier {
     /// A modifier named `name` (shown in debug output) running `f`.
     pub fn new(
         name: impl Into<String>,
-        f: impl Fn(&mut SparseBatch, &ActivationGenerator, &mut SampleRng) + Send + Sync + 'static,
+        f: impl Fn(&mut Csr, &ActivationGenerator, &mut SampleRng) + Send + Sync + 'static,
     ) -> Self {
         Self {
             name: name.into(),
@@ -73,12 +73,7 @@ impl Debug for FnModifier {
 }
 
 impl ActivationModifier for FnModifier {
-    fn modify(
-        &self,
-        batch: &mut SparseBatch,
-        generator: &ActivationGenerator,
-        rng: &mut SampleRng,
-    ) {
+    fn modify(&self, batch: &mut Csr, generator: &ActivationGenerator, rng: &mut SampleRng) {
         (self.f)(batch, generator, rng)
     }
 }

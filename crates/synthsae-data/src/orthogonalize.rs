@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
-use crate::sparse::tensor_to_vec;
+use synthsae_host::try_to_vec;
 
 /// Orthogonalisation settings (the keys of sae-lens `OrthogonalizationConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ pub fn optimize<B: Backend>(
     }
     let nf = n as f32;
     let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f32);
-    let mut e = tensor_to_vec(embeddings, "embeddings")?;
+    let mut e = try_to_vec(embeddings, "embeddings")?;
     e.par_chunks_mut(d).for_each(normalize_row);
     let mut m = vec![0.0f32; n * d];
     let mut v = vec![0.0f32; n * d];
@@ -137,8 +137,8 @@ pub fn optimize<B: Backend>(
     for step in 1..=config.num_steps {
         let et = Tensor::<B, 2>::from_data(TensorData::new(e.clone(), [n, d]), &device);
         let gram = et.clone().transpose().matmul(et.clone()); // [D, D]
-        let prod = tensor_to_vec(et.matmul(gram.clone()), "E (EᵀE)")?; // [N, D]
-        let frob: f64 = tensor_to_vec(gram, "EᵀE")?
+        let prod = try_to_vec(et.matmul(gram.clone()), "E (EᵀE)")?; // [N, D]
+        let frob: f64 = try_to_vec(gram, "EᵀE")?
             .iter()
             .map(|&g| (g as f64) * (g as f64))
             .sum();
@@ -205,7 +205,7 @@ pub fn pairwise_abs_cos<B: Backend>(e: Tensor<B, 2>, chunk_size: usize) -> Resul
         let mask = Tensor::<B, 2, Bool>::triu_mask([end - start, n - start], 1, &device);
         let g = g.mask_fill(mask, 0.0);
         let stats = Tensor::cat(vec![g.clone().sum().reshape([1]), g.max().reshape([1])], 0);
-        let v = tensor_to_vec(stats, "pairwise |cos|")?;
+        let v = try_to_vec(stats, "pairwise |cos|")?;
         sum += v[0] as f64;
         max = max.max(v[1] as f64);
         start = end;
@@ -263,7 +263,7 @@ mod tests {
         // its reported loss must equal the directly computed objective.
         let (n, d) = (9, 4);
         let e0 = normalize_rows(random(n, d, 1));
-        let host = tensor_to_vec(e0.clone(), "e").unwrap();
+        let host = try_to_vec(e0.clone(), "e").unwrap();
         let (want_loss, want_grad) = direct_loss_grad(&host, n, d);
         let lr = 1e-3;
         let cfg = OrthogonalizationConfig {
@@ -276,7 +276,7 @@ mod tests {
         // `optimize` renormalises rows at the end: compare with the
         // normalised direct update.
         let (e1, _) = optimize(e0, &cfg, Some(&mut cb)).unwrap();
-        let e1 = tensor_to_vec(e1, "e1").unwrap();
+        let e1 = try_to_vec(e1, "e1").unwrap();
         assert!(
             (loss - want_loss).abs() < 1e-4 * want_loss.max(1.0),
             "{loss} vs {want_loss}"
@@ -319,10 +319,10 @@ mod tests {
         assert!(report.mean_abs_cos < m0, "{} vs {m0}", report.mean_abs_cos);
         assert!(report.max_abs_cos <= x0 + 1e-6);
         // Rows are unit norm.
-        let norms = tensor_to_vec(e.clone().powi_scalar(2).sum_dim(1), "n").unwrap();
+        let norms = try_to_vec(e.clone().powi_scalar(2).sum_dim(1), "n").unwrap();
         assert!(norms.iter().all(|x| (x - 1.0).abs() < 1e-5));
         // The report equals a direct computation.
-        let h = tensor_to_vec(e, "e").unwrap();
+        let h = try_to_vec(e, "e").unwrap();
         let (mut sum, mut max) = (0.0f64, 0.0f64);
         for i in 0..n {
             for j in i + 1..n {

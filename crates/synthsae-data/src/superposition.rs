@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
 use crate::orthogonalize::normalize_rows;
-use crate::sparse::tensor_to_vec;
+use synthsae_host::try_to_vec;
 
 /// Superposition statistics (field names of sae-lens `SuperpositionStats`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub fn compute_superposition_stats<B: Backend>(
             .narrow(0, start, end - start)
             .matmul(et.clone())
             .abs();
-        let host = tensor_to_vec(block, "cosine block")?;
+        let host = try_to_vec(block, "cosine block")?;
         let per_row: Vec<(f32, Vec<f32>, f64)> = host
             .par_chunks_exact(n)
             .enumerate()

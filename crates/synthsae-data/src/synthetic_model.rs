@@ -31,8 +31,8 @@ use crate::hierarchy_modifier::HierarchyModifier;
 use crate::magnitude::Magnitude;
 use crate::orthogonalize::{OrthogonalizationConfig, OrthogonalizationReport};
 use crate::rng::{ChaChaSource, RandomSource, SampleRng};
-use crate::sparse::{tensor_to_vec, SparseBatch};
 use crate::torch_rng::TorchGenerator;
+use synthsae_host::{try_to_vec, Csr};
 
 /// `synthetic_model_config.json`.
 pub const CONFIG_FILENAME: &str = "synthetic_model_config.json";
@@ -373,17 +373,17 @@ impl<B: Backend> SyntheticModel<B> {
     }
 
     /// Ground-truth feature activations `[batch, N]`, sparse.
-    pub fn sample_features(&self, batch_size: usize, rng: &mut SampleRng) -> SparseBatch {
+    pub fn sample_features(&self, batch_size: usize, rng: &mut SampleRng) -> Csr {
         self.generator.sample(batch_size, rng)
     }
 
     /// Hidden activations `[batch, D]` of a sparse batch.
-    pub fn hidden(&self, features: &SparseBatch) -> Result<Tensor<B, 2>> {
+    pub fn hidden(&self, features: &Csr) -> Result<Tensor<B, 2>> {
         match self.hidden_path {
             HiddenPath::Host => {
                 let h = self.host_dictionary.forward_sparse(features)?;
                 Ok(Tensor::from_data(
-                    TensorData::new(h, [features.batch_size(), self.cfg.hidden_dim]),
+                    TensorData::new(h, [features.n_rows(), self.cfg.hidden_dim]),
                     &self.feature_dictionary.feature_vectors.device(),
                 ))
             }
@@ -401,7 +401,7 @@ impl<B: Backend> SyntheticModel<B> {
         &self,
         batch_size: usize,
         rng: &mut SampleRng,
-    ) -> Result<(Tensor<B, 2>, SparseBatch)> {
+    ) -> Result<(Tensor<B, 2>, Csr)> {
         let f = self.sample_features(batch_size, rng);
         Ok((self.hidden(&f)?, f))
     }
@@ -660,5 +660,5 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads hidden activations back (test and CLI helper).
 pub fn hidden_to_vec<B: Backend>(hidden: Tensor<B, 2>) -> Result<Vec<f32>> {
-    tensor_to_vec(hidden, "hidden activations")
+    Ok(try_to_vec(hidden, "hidden activations")?)
 }

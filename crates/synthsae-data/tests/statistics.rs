@@ -6,11 +6,11 @@ use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 use synthsae_data::{
     correlation_threshold, create_correlation_matrix_from_correlations,
     generate_random_low_rank_correlation_matrix, sample_rng, zipfian_firing_probabilities,
-    ActivationGenerator, Correlation, SparseBatch,
+    ActivationGenerator, Correlation, Csr,
 };
 
 /// Draws `rows` samples in batches of 1024.
-fn draw(g: &ActivationGenerator, rows: usize, seed: u64) -> Vec<SparseBatch> {
+fn draw(g: &ActivationGenerator, rows: usize, seed: u64) -> Vec<Csr> {
     let mut rng = sample_rng(Some(seed));
     let mut out = Vec::new();
     let mut left = rows;
@@ -22,17 +22,17 @@ fn draw(g: &ActivationGenerator, rows: usize, seed: u64) -> Vec<SparseBatch> {
     out
 }
 
-fn firing_counts(batches: &[SparseBatch], n: usize) -> Vec<u64> {
+fn firing_counts(batches: &[Csr], n: usize) -> Vec<u64> {
     let mut c = vec![0u64; n];
     for b in batches {
-        for &f in b.feature_indices() {
+        for &f in b.indices() {
             c[f as usize] += 1;
         }
     }
     c
 }
 
-fn co_firing(batches: &[SparseBatch], i: u32, j: u32) -> u64 {
+fn co_firing(batches: &[Csr], i: u32, j: u32) -> u64 {
     batches
         .iter()
         .flat_map(|b| b.rows())
@@ -120,7 +120,7 @@ fn magnitude_moments_match() {
         let vals: Vec<f64> = batches
             .iter()
             .flat_map(|b| {
-                b.feature_indices()
+                b.indices()
                     .iter()
                     .zip(b.values())
                     .filter(move |(&f, _)| f as usize == j)
@@ -294,7 +294,7 @@ fn parent_first_copula_sampling_matches_fire_then_filter() {
 // must draw from the same distribution. Each check is a two-sample test with
 // a tolerance derived from the sampling error of both samples.
 
-fn draw_reference(g: &ActivationGenerator, rows: usize, seed: u64) -> Vec<SparseBatch> {
+fn draw_reference(g: &ActivationGenerator, rows: usize, seed: u64) -> Vec<Csr> {
     let mut rng = sample_rng(Some(seed));
     let mut out = Vec::new();
     let mut left = rows;
@@ -369,10 +369,10 @@ fn assert_same_distribution(g: &ActivationGenerator, rows: usize, seed: u64, wha
     }
     // 3. Magnitudes of the 8 most frequent features: mean and second moment,
     //    |Δ| ≤ 5 · sqrt(var_a/n_a + var_b/n_b).
-    let values = |bs: &[SparseBatch], f: u32| -> Vec<f64> {
+    let values = |bs: &[Csr], f: u32| -> Vec<f64> {
         bs.iter()
             .flat_map(|b| {
-                b.feature_indices()
+                b.indices()
                     .iter()
                     .zip(b.values())
                     .filter(move |(&g, _)| g == f)
@@ -399,7 +399,7 @@ fn assert_same_distribution(g: &ActivationGenerator, rows: usize, seed: u64, wha
     }
     // 4. L0 histogram: bins merged so that every pooled bin has ≥ 20 rows;
     //    Σ (a − b)² / (a + b) ≈ χ²(bins − 1) for equal totals.
-    let hist = |bs: &[SparseBatch]| {
+    let hist = |bs: &[Csr]| {
         let mut h = vec![0u64; n + 1];
         for b in bs {
             for l in b.row_l0() {

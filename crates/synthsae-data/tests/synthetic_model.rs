@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use safetensors::SafeTensors;
-use synthsae_data::{sample_rng, SparseBatch, SyntheticModel, SyntheticModelConfig};
+use synthsae_data::{sample_rng, Csr, SyntheticModel, SyntheticModelConfig};
 
 type B = NdArray;
 const MODELS: [&str; 3] = ["zipf-256x64", "hier-corr-16x32", "bench-like-1024x96"];
@@ -84,7 +84,7 @@ fn fixtures_load_and_reproduce_their_io() {
         );
         // hidden = features · F + bias reproduces sae-lens's draws.
         let (feats, shape) = read(model, "io.safetensors", "feature_activations");
-        let batch = SparseBatch::from_dense(&feats, shape[0], shape[1]).unwrap();
+        let batch = Csr::from_dense(&feats, shape[0], shape[1]).unwrap();
         let hidden = host.forward_sparse(&batch).unwrap();
         let (want, _) = read(model, "io.safetensors", "hidden_activations");
         assert!(
@@ -248,9 +248,9 @@ fn samples_obey_the_hierarchy_and_match_saelens_rates() {
         }
         // Rates against sae-lens's 512 draws: two-sample binomial, 5σ.
         let (feats, shape) = read(model, "io.safetensors", "feature_activations");
-        let theirs = SparseBatch::from_dense(&feats, shape[0], shape[1]).unwrap();
+        let theirs = Csr::from_dense(&feats, shape[0], shape[1]).unwrap();
         let mut tc = vec![0u64; n];
-        for &f in theirs.feature_indices() {
+        for &f in theirs.indices() {
             tc[f as usize] += 1;
         }
         let (n1, n2) = (rows as f64, shape[0] as f64);

@@ -53,9 +53,8 @@ const HOST_BLOCK_BYTES: usize = 64 << 20;
 /// Whether a backend computes in host memory (flex, ndarray, and autodiff
 /// over them). There the similarity matrix, which ends on the host anyway, is
 /// one direct gemm into its buffer; on a GPU the matmul stays on the device.
-fn is_host_backend<B: Backend>(device: &Device<B>) -> bool {
-    let name = B::name(device);
-    name.contains("flex") || name.contains("ndarray")
+fn is_host_backend<B: Backend>(_device: &Device<B>) -> bool {
+    synthsae_host::is_cpu::<B>()
 }
 
 /// An empty host buffer with room for `rows · cols` entries, or a clear error.

@@ -60,6 +60,9 @@ pub enum EvalError {
     /// An error from the synthetic-data crate (sampling, dictionary).
     #[error(transparent)]
     Data(#[from] DataError),
+    /// Malformed sparse rows or a failed device read-back.
+    #[error(transparent)]
+    Host(#[from] synthsae_host::HostError),
 }
 
 /// Result alias for this crate.

@@ -1,8 +1,9 @@
 //! Evaluating an SAE against a synthetic model's ground truth (spec §9.5).
 
 use burn::prelude::*;
-use synthsae_data::{SampleRng, SparseBatch, SyntheticModel};
-use synthsae_sae::{Sae, SparseLatents};
+use synthsae_data::{SampleRng, SyntheticModel};
+use synthsae_host::Csr;
+use synthsae_sae::Sae;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
@@ -120,7 +121,7 @@ impl Evaluator {
     /// latents `[batch, S]` and the SAE output `x̂` (`[batch, D]`, unscaled).
     pub fn add_batch<B: Backend>(
         &mut self,
-        features: &SparseBatch,
+        features: &Csr,
         hidden: Tensor<B, 2>,
         sae_latents: Tensor<B, 2>,
         sae_output: Tensor<B, 2>,
@@ -136,14 +137,13 @@ impl Evaluator {
     /// from [`Sae::forward_sparse`]): same counts, in `O(nnz)`.
     pub fn add_batch_sparse<B: Backend>(
         &mut self,
-        features: &SparseBatch,
+        features: &Csr,
         hidden: Tensor<B, 2>,
-        sae_latents: &SparseLatents,
+        sae_latents: &Csr,
         sae_output: Tensor<B, 2>,
     ) -> Result<()> {
-        let rows = self.check_rows(&hidden, &[sae_latents.rows, sae_latents.d_sae])?;
-        crate::metrics::classification::check_sparse(sae_latents)?;
-        let fired = sae_latents.fire_counts();
+        let rows = self.check_rows(&hidden, &[sae_latents.n_rows(), sae_latents.n_cols()])?;
+        let fired = sae_latents.column_counts();
         self.classification
             .add_sparse(sae_latents, &fired, features)?;
         self.add_rest(features, hidden, &fired, sae_output, rows)
@@ -174,7 +174,7 @@ impl Evaluator {
     /// counts.
     fn add_rest<B: Backend>(
         &mut self,
-        features: &SparseBatch,
+        features: &Csr,
         hidden: Tensor<B, 2>,
         fired: &[u64],
         sae_output: Tensor<B, 2>,

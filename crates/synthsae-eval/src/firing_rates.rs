@@ -51,7 +51,7 @@ pub fn measure_firing_rates<B: Backend, S: Sae<B> + ?Sized>(
     while done < options.num_samples {
         let rows = batch.min(options.num_samples - done);
         let features = model.sample_features(rows, rng);
-        for (&j, &v) in features.feature_indices().iter().zip(features.values()) {
+        for (&j, &v) in features.indices().iter().zip(features.values()) {
             true_counts[j as usize] += (v > 0.0) as u64;
         }
         let x = Tensor::<B, 2>::from_data(

@@ -167,20 +167,9 @@ impl KeptActivation {
 }
 
 /// Whether the fused operations run for backend `B` (a CPU backend under
-/// `Autodiff` with the default checkpointing), i.e. whether the functions of
-/// this module return `Some`.
+/// `Autodiff`), i.e. whether the functions of this module return `Some`.
 pub fn available<B: Backend>() -> bool {
-    let id = TypeId::of::<B>();
-    #[cfg(feature = "flex")]
-    if id == TypeId::of::<Autodiff<burn::backend::Flex>>() {
-        return true;
-    }
-    #[cfg(feature = "ndarray")]
-    if id == TypeId::of::<Autodiff<burn::backend::NdArray>>() {
-        return true;
-    }
-    let _ = id;
-    false
+    synthsae_host::is_cpu_autodiff::<B>()
 }
 
 /// Moves a value of type `T` into type `U` when they are the same type.
@@ -212,9 +201,11 @@ macro_rules! with_cpu_autodiff {
 
 mod standard;
 pub use standard::{standard_loss, StandardLoss};
-mod kernels;
-pub use kernels::sum_squares;
-use kernels::{axpy, dot16 as dot};
+use synthsae_host::kernels::dense as kernels;
+pub use synthsae_host::kernels::dense::sum_squares;
+use synthsae_host::kernels::dense::{axpy, dot16 as dot};
+use synthsae_host::view::host_view;
+pub use synthsae_host::view::{host_values, HostF32};
 mod topk_loss;
 pub(crate) use topk_loss::{topk_loss, TopKLossSpec};
 
@@ -254,66 +245,6 @@ pub fn masked_decode<B: Backend>(
 
 type Ad<I> = Autodiff<I>;
 type Prim<I> = <I as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive;
-
-fn host<I: Backend, const N: usize>(p: Prim<I>) -> Vec<f32> {
-    let t = Tensor::<I, N>::from_primitive(TensorPrimitive::Float(p));
-    crate::ops::to_vec(t)
-}
-
-/// An `f32` tensor's values on the host, row-major: Flex's own buffer when
-/// it is contiguous f32 (no copy: on these CPU backends "the host" is where
-/// the tensor already lives), else a copy.
-pub enum HostF32 {
-    /// Borrowed from a Flex tensor (kept alive by holding it).
-    #[cfg(feature = "flex")]
-    Flex(burn::backend::flex::FlexTensor),
-    /// A copy.
-    Owned(Vec<f32>),
-}
-
-impl std::ops::Deref for HostF32 {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        match self {
-            #[cfg(feature = "flex")]
-            Self::Flex(t) => t
-                .as_slice::<f32>()
-                .expect("checked contiguous f32 on creation"),
-            Self::Owned(v) => v,
-        }
-    }
-}
-
-/// [`HostF32`] of an inner-backend primitive.
-fn host_view<I: Backend, const N: usize>(p: Prim<I>) -> HostF32 {
-    #[cfg(feature = "flex")]
-    if TypeId::of::<I>() == TypeId::of::<burn::backend::Flex>() {
-        let t: burn::backend::flex::FlexTensor = cast(p);
-        if t.as_slice::<f32>().is_some() {
-            return HostF32::Flex(t);
-        }
-        return HostF32::Owned(host::<burn::backend::Flex, N>(t));
-    }
-    HostF32::Owned(host::<I, N>(p))
-}
-
-/// The values of `t` (untracked) on the host, without a copy on `Flex` and
-/// `Autodiff<Flex>` (see [`HostF32`]); a copy on every other backend.
-pub fn host_values<B: Backend, const N: usize>(t: Tensor<B, N>) -> HostF32 {
-    #[cfg(feature = "flex")]
-    {
-        use burn::backend::Flex;
-        if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
-            let t: Tensor<Autodiff<Flex>, N> = cast(t);
-            return host_view::<Flex, N>(t.inner().into_primitive().tensor());
-        }
-        if TypeId::of::<B>() == TypeId::of::<Flex>() {
-            let t: Tensor<Flex, N> = cast(t);
-            return host_view::<Flex, N>(t.into_primitive().tensor());
-        }
-    }
-    HostF32::Owned(crate::ops::to_vec(t.detach()))
-}
 
 fn prim<I: Backend, const N: usize>(
     data: Vec<f32>,

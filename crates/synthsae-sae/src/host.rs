@@ -27,8 +27,7 @@ pub fn host_path_ok<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
     if t.is_require_grad() {
         return false;
     }
-    let name = B::name(&t.device());
-    name.contains("flex") || name.contains("ndarray")
+    synthsae_host::is_cpu::<B>()
 }
 
 /// Per-row TopK on the host, `[B, S]` → `[B, S]`: entries whose key (`x`, or
@@ -134,7 +133,7 @@ pub(crate) fn sparse_forward_host<B: Backend>(
     xp: Tensor<B, 2>,
     select: HostSelect<'_>,
     rescale: bool,
-) -> Option<(crate::sparse::SparseLatents, Tensor<B, 2>)> {
+) -> Option<(synthsae_host::Csr, Tensor<B, 2>)> {
     let w_enc = core.w_enc.val();
     if !host_path_ok(&xp) || !host_path_ok(&w_enc) {
         return None;
@@ -153,7 +152,7 @@ pub(crate) fn sparse_forward_host<B: Backend>(
     let bias = to_vec(core.b_enc.val());
     let norms = rescale.then(|| to_vec(core.norms()));
     let w_dec = crate::fused::host_values(core.w_dec.val());
-    let mut latents = crate::sparse::SparseLatents::empty(s);
+    let mut latents = synthsae_host::Csr::empty(s);
     let mut out = vec![0.0f32; b * d];
     let mut start = 0;
     while start < b {
@@ -438,8 +437,8 @@ mod tests {
             .expect("host backend, sparse latents");
         let z = sae.encode(x);
         let out = sae.decode(z.clone());
-        assert_eq!(f.latents.rows, rows);
-        assert_eq!(f.latents.d_sae, 300);
+        assert_eq!(f.latents.n_rows(), rows);
+        assert_eq!(f.latents.n_cols(), 300);
         let dense = to_vec(z);
         assert!(dense.iter().any(|&v| v != 0.0));
         assert_eq!(f.latents.to_dense_vec(), dense);
@@ -471,7 +470,7 @@ mod tests {
                     if k == 0 {
                         let x = Tensor::<Flex, 2>::ones([4, 12], &Default::default());
                         let f = sae.forward_sparse(x).expect("k 0: no latents");
-                        assert_eq!((f.latents.nnz(), f.latents.rows), (0, 4));
+                        assert_eq!((f.latents.nnz(), f.latents.n_rows()), (0, 4));
                         continue;
                     }
                     check_sparse_forward::<Flex>(&sae, 2500);

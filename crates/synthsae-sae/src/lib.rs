@@ -45,4 +45,5 @@ pub use error::{Result, SaeError};
 pub use sae::{
     Coefficient, Firing, Sae, StepLatents, TrainStepInput, TrainStepOutput, TrainingSae,
 };
-pub use sparse::{SparseForward, SparseLatents};
+pub use sparse::SparseForward;
+pub use synthsae_host::Csr;

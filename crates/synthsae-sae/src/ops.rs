@@ -87,15 +87,7 @@ pub fn nth_largest_host(values: &mut [f32], n: usize) -> Option<f32> {
     Some(*nth)
 }
 
-/// Copies a tensor to the host as `f32`.
-pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    let data = t.into_data();
-    if data.dtype == burn::tensor::DType::F32 {
-        // Takes the buffer over when it is an f32 allocation (no copy).
-        return data.into_vec::<f32>().unwrap_or_default();
-    }
-    data.convert::<f32>().into_vec::<f32>().unwrap_or_default()
-}
+pub use synthsae_host::to_vec;
 
 /// Per-sample input normalisation state, needed to undo it on output.
 #[derive(Debug, Clone)]

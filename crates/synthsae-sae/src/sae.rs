@@ -19,7 +19,8 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::sparse::{SparseForward, SparseLatents};
+use crate::sparse::SparseForward;
+use synthsae_host::Csr;
 
 /// An SAE in inference form: what an evaluator needs, nothing more.
 pub trait Sae<B: Backend> {
@@ -50,7 +51,7 @@ pub trait Sae<B: Backend> {
     }
 
     /// `encode` and `decode` of one batch with the latents returned sparse
-    /// ([`crate::SparseLatents`]), for implementations that can skip the
+    /// ([`crate::Csr`]), for implementations that can skip the
     /// dense `[batch, d_sae]` latents: the linear-encoder architectures
     /// (standard, TopK family, JumpReLU) on the CPU backends, when at most
     /// 5 % of the latents are active. The latents equal `encode`'s; the
@@ -129,7 +130,7 @@ pub enum StepLatents<B: Backend> {
     /// Dense latents (tracked when the forward pass tracks them).
     Dense(Tensor<B, 2>),
     /// The non-zero entries (untracked) and the device of the dense form.
-    Sparse(std::sync::Arc<SparseLatents>, B::Device),
+    Sparse(std::sync::Arc<Csr>, B::Device),
 }
 
 impl<B: Backend> StepLatents<B> {
@@ -137,7 +138,7 @@ impl<B: Backend> StepLatents<B> {
     pub fn to_dense(&self) -> Tensor<B, 2> {
         match self {
             Self::Dense(t) => t.clone(),
-            Self::Sparse(l, device) => l.to_dense::<B>(device),
+            Self::Sparse(l, device) => l.to_tensor::<B>(device),
         }
     }
 }

@@ -13,7 +13,8 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
 use synthsae_data::rng::{block_rng, SampleRng};
-use synthsae_data::{ActivationGenerator, HostFeatureDictionary, SparseBatch};
+use synthsae_data::{ActivationGenerator, HostFeatureDictionary};
+use synthsae_host::Csr;
 
 use crate::error::Result;
 
@@ -51,7 +52,7 @@ pub struct Batch {
     /// Hidden activations, row-major `[batch, D]`.
     pub hidden: Vec<f32>,
     /// Ground-truth feature activations `[batch, N]` (sparse).
-    pub features: SparseBatch,
+    pub features: Csr,
 }
 
 /// Samples addressable batches on the host (the sparse sampler plus the

@@ -29,7 +29,8 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use multiversion::multiversion;
 use rayon::prelude::*;
-use synthsae_sae::fused::{host_values, sum_squares, HostF32};
+use synthsae_host::kernels::dense::sum_squares;
+use synthsae_host::{host_values, HostF32};
 
 /// Adam hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,7 +93,7 @@ impl<B: AutodiffBackend> Adam<B> {
     /// A fresh optimizer (step 0, zero moments created on first use).
     ///
     /// On the CPU autodiff backends (those with synthsae's fused operations,
-    /// [`synthsae_sae::fused::available`]) the update runs as one host pass
+    /// [`synthsae_host::is_cpu_autodiff`]) the update runs as one host pass
     /// per parameter instead of a dozen element-wise tensor operations, each
     /// allocating a parameter-sized buffer; same rule, same f32 operation
     /// order per element.
@@ -102,7 +103,7 @@ impl<B: AutodiffBackend> Adam<B> {
             step: 0,
             moments: BTreeMap::new(),
             host_moments: BTreeMap::new(),
-            host: synthsae_sae::fused::available::<B>(),
+            host: synthsae_host::is_cpu_autodiff::<B>(),
         }
     }
 

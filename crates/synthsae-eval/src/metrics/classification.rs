@@ -2,8 +2,7 @@
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use synthsae_data::SparseBatch;
-use synthsae_sae::SparseLatents;
+use synthsae_host::Csr;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
@@ -94,7 +93,7 @@ impl ClassificationCalculator {
         &self.best_matches
     }
 
-    fn check_batch(&self, rows: usize, latents: usize, gt: &SparseBatch) -> Result<()> {
+    fn check_batch(&self, rows: usize, latents: usize, gt: &Csr) -> Result<()> {
         if latents != self.best_matches.len() {
             return Err(shape_err(
                 "sae_latents",
@@ -102,11 +101,11 @@ impl ClassificationCalculator {
                 &[rows, latents],
             ));
         }
-        if gt.num_features() != self.num_features || gt.batch_size() != rows {
+        if gt.n_cols() != self.num_features || gt.n_rows() != rows {
             return Err(shape_err(
                 "gt_feature_acts",
                 format!("[{rows}, {}]", self.num_features),
-                &[gt.batch_size(), gt.num_features()],
+                &[gt.n_rows(), gt.n_cols()],
             ));
         }
         Ok(())
@@ -114,7 +113,7 @@ impl ClassificationCalculator {
 
     /// Per-feature count of rows where it is `> 0`, spread to latents, and
     /// the `(row · S + latent)` positions to test for true positives.
-    fn truth(&mut self, gt: &SparseBatch) -> Vec<i64> {
+    fn truth(&mut self, gt: &Csr) -> Vec<i64> {
         let s = self.best_matches.len();
         let mut feature_count = vec![0u64; self.num_features];
         let mut positions = Vec::new();
@@ -139,11 +138,7 @@ impl ClassificationCalculator {
 
     /// Adds a batch: SAE latents `[batch, S]` on any device and the true
     /// feature activations of the same rows (sparse `[batch, N]`).
-    pub fn add_batch<B: Backend>(
-        &mut self,
-        sae_latents: Tensor<B, 2>,
-        gt: &SparseBatch,
-    ) -> Result<()> {
+    pub fn add_batch<B: Backend>(&mut self, sae_latents: Tensor<B, 2>, gt: &Csr) -> Result<()> {
         let [rows, s] = sae_latents.dims();
         self.check_batch(rows, s, gt)?;
         let fired = nonzero_counts_per_column(sae_latents.clone(), "sae_latents")?;
@@ -156,7 +151,7 @@ impl ClassificationCalculator {
         &mut self,
         sae_latents: Tensor<B, 2>,
         fired: &[u64],
-        gt: &SparseBatch,
+        gt: &Csr,
     ) -> Result<()> {
         let [rows, s] = sae_latents.dims();
         self.check_batch(rows, s, gt)?;
@@ -193,16 +188,10 @@ impl ClassificationCalculator {
 
     /// Adds a batch of sparse latents (`[batch, S]`, e.g. from
     /// [`synthsae_sae::Sae::forward_sparse`]) with their per-latent firing
-    /// counts ([`SparseLatents::fire_counts`]). `O(nnz)`: a latent's true
+    /// counts ([`Csr::fire_counts`]). `O(nnz)`: a latent's true
     /// positive is looked up in the row's set of fired features.
-    pub fn add_sparse(
-        &mut self,
-        sae_latents: &SparseLatents,
-        fired: &[u64],
-        gt: &SparseBatch,
-    ) -> Result<()> {
-        check_sparse(sae_latents)?;
-        let (rows, s) = (sae_latents.rows, sae_latents.d_sae);
+    pub fn add_sparse(&mut self, sae_latents: &Csr, fired: &[u64], gt: &Csr) -> Result<()> {
+        let (rows, s) = (sae_latents.n_rows(), sae_latents.n_cols());
         self.check_batch(rows, s, gt)?;
         if fired.len() != s {
             return Err(shape_err("fire counts", format!("[{s}]"), &[fired.len()]));
@@ -233,7 +222,7 @@ impl ClassificationCalculator {
     }
 
     /// Adds a batch of host latents (row-major `[batch, S]`).
-    pub fn add_host(&mut self, sae_latents: &[f32], rows: usize, gt: &SparseBatch) -> Result<()> {
+    pub fn add_host(&mut self, sae_latents: &[f32], rows: usize, gt: &Csr) -> Result<()> {
         let s = self.best_matches.len();
         if sae_latents.len() != rows * s {
             return Err(shape_err(
@@ -314,37 +303,6 @@ impl ClassificationCalculator {
     }
 }
 
-/// Checks that `z` is well-formed CSR (its fields are public): `rows + 1`
-/// non-decreasing offsets from 0 to `nnz`, as many values as indices, every
-/// index `< d_sae`.
-pub(crate) fn check_sparse(z: &SparseLatents) -> Result<()> {
-    let bad = |reason: String| Err(invalid("sae_latents", reason));
-    if z.offsets.len() != z.rows + 1 || z.offsets.first() != Some(&0) {
-        return bad(format!(
-            "{} offsets for {} rows (want rows + 1, starting at 0)",
-            z.offsets.len(),
-            z.rows
-        ));
-    }
-    if z.offsets.windows(2).any(|w| w[0] > w[1]) || z.offsets[z.rows] != z.cols.len() {
-        return bad("offsets must be non-decreasing and end at the number of entries".into());
-    }
-    if z.values.len() != z.cols.len() {
-        return bad(format!(
-            "{} values for {} indices",
-            z.values.len(),
-            z.cols.len()
-        ));
-    }
-    if let Some(&c) = z.cols.iter().find(|&&c| c as usize >= z.d_sae) {
-        return bad(format!(
-            "latent index {c} out of range for d_sae {}",
-            z.d_sae
-        ));
-    }
-    Ok(())
-}
-
 /// Classification metrics of one batch: latents `[batch, S]`, dense true
 /// activations `[batch, N]`, decoder rows `[S, D]`, true features `[N, D]`.
 pub fn compute_classification_metrics<B: Backend>(
@@ -354,7 +312,7 @@ pub fn compute_classification_metrics<B: Backend>(
     gt_features: Tensor<B, 2>,
 ) -> Result<ClassificationMetrics> {
     let mut calc = ClassificationCalculator::from_weights(sae_decoder, gt_features)?;
-    let gt = SparseBatch::from_tensor(gt_feature_acts)?;
+    let gt = Csr::from_tensor(gt_feature_acts)?;
     calc.add_batch(sae_latents, &gt)?;
     Ok(calc.compute())
 }
@@ -368,7 +326,7 @@ mod tests {
     fn counts_match_a_dense_reference() {
         // 2 latents matched to features 1 and 0; 3 features.
         let mut c = ClassificationCalculator::new(vec![1, 0], 3).unwrap();
-        let gt = SparseBatch::from_dense(
+        let gt = Csr::from_dense(
             &[
                 0.0, 1.0, 0.0, /**/ 2.0, 1.0, 0.0, /**/ 0.0, 0.0, 5.0, /**/ 1.0,
                 0.0, 0.0,
@@ -399,27 +357,25 @@ mod tests {
     #[test]
     fn malformed_sparse_latents_are_errors() {
         let mut c = ClassificationCalculator::new(vec![0, 1], 2).unwrap();
-        let gt = SparseBatch::zeros(1, 2);
-        let mut z = SparseLatents::empty(2);
+        let gt = Csr::zeros(1, 2);
+        let mut z = Csr::empty(2);
         z.push_row([(1, 2.0)]);
         assert!(c.add_sparse(&z, &[0, 1], &gt).is_ok());
-        let mut out_of_range = z.clone();
-        out_of_range.cols[0] = 5;
-        let mut short = z.clone();
-        short.offsets.pop();
-        let mut values = z.clone();
-        values.values.push(1.0);
-        for bad in [out_of_range, short, values] {
-            let e = c.add_sparse(&bad, &[0, 1], &gt).unwrap_err().to_string();
-            assert!(e.contains("sae_latents"), "{e}");
-        }
+        // Malformed rows cannot be built: `Csr` checks its parts.
+        assert!(Csr::from_parts(2, vec![0, 1], vec![5], vec![2.0]).is_err());
+        assert!(Csr::from_parts(2, vec![0], vec![1], vec![2.0]).is_err());
+        assert!(Csr::from_parts(2, vec![0, 1], vec![1], vec![2.0, 1.0]).is_err());
+        // Well-formed rows of the wrong width are rejected by the calculator.
+        let mut wide = Csr::empty(3);
+        wide.push_row([(2, 1.0)]);
+        assert!(c.add_sparse(&wide, &[0, 1, 0], &gt).is_err());
     }
 
     #[test]
     fn rejects_bad_shapes_and_indices() {
         assert!(ClassificationCalculator::new(vec![3], 3).is_err());
         let mut c = ClassificationCalculator::new(vec![0], 2).unwrap();
-        let gt = SparseBatch::zeros(2, 2);
+        let gt = Csr::zeros(2, 2);
         let z = Tensor::<NdArray, 2>::zeros([2, 2], &Default::default());
         assert!(c.add_batch(z, &gt).is_err());
         assert_eq!(

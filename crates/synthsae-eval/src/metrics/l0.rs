@@ -1,7 +1,7 @@
 //! Mean number of active entries per row.
 
 use burn::prelude::*;
-use synthsae_data::SparseBatch;
+use synthsae_host::Csr;
 
 use crate::error::Result;
 use crate::host::to_i64;
@@ -31,9 +31,9 @@ impl L0Calculator {
     }
 
     /// Adds a sparse batch (entries stored but equal to 0 do not count).
-    pub fn add_sparse(&mut self, batch: &SparseBatch) {
+    pub fn add_sparse(&mut self, batch: &Csr) {
         let active = batch.values().iter().filter(|&&v| v != 0.0).count();
-        self.add_counts(active as u64, batch.batch_size());
+        self.add_counts(active as u64, batch.n_rows());
     }
 
     /// Adds `active` non-zero entries spread over `rows` rows.
@@ -66,7 +66,7 @@ mod tests {
             &Default::default(),
         );
         c.add_batch(t).unwrap();
-        let s = SparseBatch::from_parts(3, vec![0, 3], vec![0, 1, 2], vec![1.0, 0.0, 2.0]).unwrap();
+        let s = Csr::from_parts(3, vec![0, 3], vec![0, 1, 2], vec![1.0, 0.0, 2.0]).unwrap();
         c.add_sparse(&s);
         assert_eq!(c.compute(), 4.0 / 3.0);
     }

@@ -51,8 +51,10 @@ use std::any::TypeId;
 
 use burn::backend::Autodiff;
 
-use super::kernels::{axpy_gather, dot_gather, row_norms, sum_squares_block, transpose};
 use super::{cast, host_view, prim, Ad, Entries, HostF32, KeptActivation};
+use synthsae_host::kernels::dense::{
+    axpy_gather, dot_gather, row_norms, sum_squares_block, transpose,
+};
 
 /// What the loss is made of, besides the weights.
 #[derive(Debug, Clone, Copy)]
@@ -455,14 +457,10 @@ fn topk_ad<I: Backend>(
 
     // The latents (kept entries with a non-zero activation) and their
     // firing summary.
-    let mut latents = crate::SparseLatents {
-        rows: b,
-        d_sae: s,
-        offsets: Vec::with_capacity(b + 1),
-        cols: Vec::with_capacity(kept.len()),
-        values: Vec::with_capacity(kept.len()),
-    };
-    latents.offsets.push(0);
+    let mut offsets = Vec::with_capacity(b + 1);
+    let mut cols = Vec::with_capacity(kept.len());
+    let mut values = Vec::with_capacity(kept.len());
+    offsets.push(0);
     let mut counts = vec![0u32; s];
     let mut min_pos = f32::INFINITY;
     for r in 0..b {
@@ -473,16 +471,17 @@ fn topk_ad<I: Backend>(
         for (&c, &p) in kept.cols[e0..e1].iter().zip(&kept_vals[e0..e1]) {
             let a = act.value(p);
             if a != 0.0 {
-                latents.cols.push(c);
-                latents.values.push(a);
+                cols.push(c);
+                values.push(a);
                 counts[c as usize] += 1;
             }
             if a > 0.0 {
                 min_pos = min_pos.min(a);
             }
         }
-        latents.offsets.push(latents.cols.len());
+        offsets.push(cols.len());
     }
+    let latents = crate::Csr::from_parts_unchecked(s, offsets, cols, values);
     let firing = crate::Firing {
         counts,
         min_positive: min_pos.is_finite().then_some(min_pos),

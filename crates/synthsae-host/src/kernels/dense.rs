@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// `Σ a_i b_i` in sixteen partial sums (fixed order). Always inlined, so that
 /// it is compiled with the calling kernel's vector width.
 #[inline(always)]
-pub(crate) fn dot16(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot16(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
@@ -32,7 +32,7 @@ pub(crate) fn dot16(a: &[f32], b: &[f32]) -> f32 {
 
 /// `y += a · x` (always inlined, like [`dot16`]).
 #[inline(always)]
-pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
     }
@@ -45,7 +45,7 @@ pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn axpy_gather(out: &mut [f32], coef: &[f32], idx: &[u32], src: &[f32], d: usize) {
+pub fn axpy_gather(out: &mut [f32], coef: &[f32], idx: &[u32], src: &[f32], d: usize) {
     for (&a, &i) in coef.iter().zip(idx) {
         let i = i as usize;
         axpy(out, a, &src[i * d..(i + 1) * d]);
@@ -59,14 +59,7 @@ pub(crate) fn axpy_gather(out: &mut [f32], coef: &[f32], idx: &[u32], src: &[f32
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn dot_gather(
-    out: &mut [f32],
-    scale: f32,
-    x: &[f32],
-    idx: &[u32],
-    src: &[f32],
-    d: usize,
-) {
+pub fn dot_gather(out: &mut [f32], scale: f32, x: &[f32], idx: &[u32], src: &[f32], d: usize) {
     for (o, &i) in out.iter_mut().zip(idx) {
         let i = i as usize;
         *o = scale * dot16(x, &src[i * d..(i + 1) * d]);
@@ -80,7 +73,7 @@ pub(crate) fn dot_gather(
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn row_norms(m: &[f32], d: usize) -> Vec<f32> {
+pub fn row_norms(m: &[f32], d: usize) -> Vec<f32> {
     m.chunks_exact(d.max(1))
         .map(|r| dot16(r, r).sqrt())
         .collect()
@@ -116,7 +109,7 @@ fn transpose_band(m: &[f32], rows: usize, cols: usize, c0: usize, out: &mut [f32
 
 /// Row-major `[rows, cols]` → `[cols, rows]`, in 32-column bands (the
 /// reads of a band stay in cache), bands in parallel.
-pub(crate) fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     const BAND: usize = 32;
     let mut t = vec![0.0f32; rows * cols];
     if rows == 0 || cols == 0 {
@@ -143,7 +136,7 @@ pub fn sum_squares(v: &[f32]) -> f64 {
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn sum_squares_block(v: &[f32]) -> f64 {
+pub fn sum_squares_block(v: &[f32]) -> f64 {
     let mut acc = [0.0f64; 16];
     let chunks = v.chunks_exact(16);
     let tail: f64 = chunks

@@ -17,7 +17,7 @@ use statrs::function::erf::erfc;
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
     }
@@ -71,7 +71,7 @@ fn prefetch_rows(table: &[f32], d: usize, rows: &[u32]) {
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn gather_sum(
+pub fn gather_sum(
     h: &mut [f32],
     bias: &[f32],
     idx: &[u32],
@@ -126,7 +126,7 @@ pub(crate) fn gather_sum(
     "x86_64+avx2",
     "aarch64+neon"
 ))]
-pub(crate) fn standardized_gap(z: &mut [f32], tau: &[f32], inv_s: &[f32]) {
+pub fn standardized_gap(z: &mut [f32], tau: &[f32], inv_s: &[f32]) {
     for ((zj, &t), &is) in z.iter_mut().zip(tau).zip(inv_s) {
         *zj = (t - *zj) * is;
     }
@@ -139,7 +139,7 @@ const K: usize = 16 * 128;
 const TWO32: f64 = 4_294_967_296.0;
 
 /// `Φ̄(t) = P(η > t)` for a standard normal `η`.
-pub(crate) fn upper_tail(t: f64) -> f64 {
+pub fn upper_tail(t: f64) -> f64 {
     0.5 * erfc(t / std::f64::consts::SQRT_2)
 }
 
@@ -150,7 +150,7 @@ pub(crate) fn upper_tail(t: f64) -> f64 {
 /// (several instructions on baseline x86-64). The values one scalar lookup
 /// reads together sit side by side (one cache line instead of two: the
 /// tables exceed L1).
-pub(crate) struct TailTables {
+pub struct TailTables {
     /// `brackets[k] = [below_{k+1}, above_k]` for the cell `[t_k, t_{k+1})`,
     /// with the integers `below_k ≤ Φ̄(t_k)·2³² − 1` and
     /// `above_k ≥ Φ̄(t_k)·2³² + 1`.
@@ -201,7 +201,7 @@ static TAILS: LazyLock<TailTables> = LazyLock::new(|| {
 
 /// The shared tables (built on first use).
 #[inline]
-pub(crate) fn tails() -> &'static TailTables {
+pub fn tails() -> &'static TailTables {
     &TAILS
 }
 
@@ -222,7 +222,7 @@ impl TailTables {
     /// `erfc`. The only approximation is the 32-bit resolution of `U` (a
     /// bias of at most 2⁻³² in each firing probability).
     #[inline(always)]
-    pub(crate) fn exceeds(&self, t: f32, u: u32) -> bool {
+    pub fn exceeds(&self, t: f32, u: u32) -> bool {
         // NaN and −∞ land in the first cell, +∞ in the last; both stay
         // correct because the exact fallback handles any t.
         let [below, above] = self.brackets[cell(t as f64).min(K - 1)];
@@ -240,7 +240,7 @@ impl TailTables {
     /// (a candidate drawn at bound `p̄` carries `w = V · p̄`, `V ~ U[0, 1)`).
     /// The table settles almost every case; the rest is decided with `erfc`.
     #[inline(always)]
-    pub(crate) fn tail_exceeds(&self, t: f32, w: f64) -> bool {
+    pub fn tail_exceeds(&self, t: f32, w: f64) -> bool {
         let [below, above] = self.brackets[cell(t as f64).min(K - 1)];
         let x = w * TWO32;
         // below_{k+1} / 2³² < Φ̄(t_{k+1}) ≤ Φ̄(t) (t < t_{k+1} or in the last
@@ -259,7 +259,7 @@ impl TailTables {
     /// `p̄ = 1 − e^{−h} ≥ Φ̄(t)` for every `t ≥ t_lo`. `t_lo` below the table
     /// (or NaN) gives `(∞, 1)`: every position is a candidate.
     #[inline(always)]
-    pub(crate) fn bound(&self, t_lo: f64) -> (f64, f64) {
+    pub fn bound(&self, t_lo: f64) -> (f64, f64) {
         let pos = (t_lo - T0) * SCALE;
         if pos.is_nan() || pos < 0.0 {
             return (f64::INFINITY, 1.0);
@@ -272,13 +272,13 @@ impl TailTables {
 }
 
 /// Features whose standardised gaps one call of [`lowrank_gaps`] computes.
-pub(crate) const GAP_TILE: usize = 64;
+pub const GAP_TILE: usize = 64;
 /// Rows whose gaps one call of [`lowrank_gaps`] computes (each factor column
 /// loaded once serves all of them: 16 AVX-512 accumulators).
-pub(crate) const GAP_ROWS: usize = 4;
+pub const GAP_ROWS: usize = 4;
 /// Features sharing one thinning bound: [`lowrank_gaps`] returns the
 /// minimum gap of each run of `GAP_SUB` features.
-pub(crate) const GAP_SUB: usize = 16;
+pub const GAP_SUB: usize = 16;
 
 /// `Σ_r eps_r · f_r` accumulated from 0 in rank order with fused
 /// multiply-adds: the same operations, in the same order, as one lane of
@@ -290,7 +290,7 @@ pub(crate) const GAP_SUB: usize = 16;
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
-pub(crate) fn lowrank_dot(f: &[f32], eps: &[f32]) -> f32 {
+pub fn lowrank_dot(f: &[f32], eps: &[f32]) -> f32 {
     let mut acc = 0.0f32;
     for (&x, &e) in f.iter().zip(eps) {
         acc = e.mul_add(x, acc);
@@ -300,7 +300,7 @@ pub(crate) fn lowrank_dot(f: &[f32], eps: &[f32]) -> f32 {
 
 /// Lanes of the partial sums of [`lowrank_dots`]; its rows and `ε` are
 /// zero-padded to a multiple of this.
-pub(crate) const DOT_LANES: usize = 8;
+pub const DOT_LANES: usize = 8;
 
 /// `out[j] = Σ_r eps_r · rows[s·P + r]` with `s = slots[j]`, where
 /// `P = eps.len()` is a multiple of [`DOT_LANES`] (`rows`: `[_, P]`
@@ -317,7 +317,7 @@ pub(crate) const DOT_LANES: usize = 8;
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
-pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [f32]) {
+pub fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [f32]) {
     let p = eps.len();
     // `chunks_exact` below would drop a remainder.
     assert_eq!(p % DOT_LANES, 0, "lowrank_dots: unpadded rank {p}");
@@ -360,7 +360,7 @@ pub(crate) fn lowrank_dots(rows: &[f32], eps: &[f32], slots: &[u32], out: &mut [
 /// register-blocked portable loop (with it, sampling the SynthSAEBench-16k
 /// preset ran 1.5–1.7× faster than with the whole-tile loop on that Zen 3).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn lowrank_gaps(
+pub fn lowrank_gaps(
     out: &mut [f32],
     out_stride: usize,
     mins: &mut [[f32; GAP_TILE / GAP_SUB]; GAP_ROWS],
