@@ -1,6 +1,9 @@
 //! Sampling throughput table: samples/s (batch 1024, hidden activations
-//! included) for the fixed configurations of issue 9 and the SynthSAEBench
-//! generation shape swept over N = 128·2^i.
+//! included unless a case says `features_only`) for three fixed
+//! configurations at N = 16384 (independent firing, a rank-25 copula, the
+//! SynthSAEBench-16k preset) and the SynthSAEBench generation shape swept
+//! over N = 128·2^i. `docs/benchmarks.md` describes each case and holds the
+//! current figures.
 //!
 //! Run: `cargo bench --bench sampling_scale [-- --max-n N --secs S
 //! --batches B --only CASE]` (or
@@ -153,8 +156,8 @@ fn main() {
     };
     let max_n = arg("--max-n").map_or(1 << 20, |v| v as usize);
     let secs = arg("--secs").unwrap_or(1.0);
-    // Fixed work per window (for counting cycles with `perf stat`, which a
-    // shared machine's noisy wall clock does not disturb).
+    // Fixed work per window, so that `perf stat` counts the same work in
+    // every run whatever the wall clock does.
     let fixed = arg("--batches").map(|v| v as usize);
     let only = args
         .iter()

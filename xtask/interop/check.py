@@ -35,9 +35,10 @@ def compare(label, ours_dir, theirs_dir, tol):
     if set(a) != set(b):
         sys.exit(f"FAIL {label}: tensor names differ {sorted(a)} vs {sorted(b)}")
     # Probabilities must agree to a few float32 ulp: sae-lens's own float32
-    # results differ by that much between machines (its bench-like fixture and
-    # sae-lens 6.54.12 + torch 2.15 on the development machine differ in 165
-    # of 1024 compensated probabilities, by up to a few ulp).
+    # results differ by that much between machines (the bench-like fixture
+    # in tests/fixtures and the same model rebuilt by the same sae-lens 6.54.12
+    # + torch 2.15 on another machine differ in 165 of 1024 compensated
+    # probabilities, by up to a few ulp).
     pa, pb = a["firing_probabilities"].float(), b["firing_probabilities"].float()
     ulps = (pa.view(torch.int32).long() - pb.view(torch.int32).long()).abs()
     if int(ulps.max()) > 16:

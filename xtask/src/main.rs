@@ -1,8 +1,9 @@
 //! Developer tasks: `cargo xtask <task>`.
 //!
-//! * `bench [FILTER]`: runs the criterion benchmarks (`benches/`) in release
-//!   mode and prints their figures (samples/s for sampling, seconds per
-//!   orthogonalisation step), then the sampling table of
+//! * `bench [FILTER]`: runs the criterion benchmarks `benches/sampling.rs`
+//!   and `benches/orthogonalize.rs` in release mode and prints their figures
+//!   (samples/s for sampling, seconds per orthogonalisation step), then the
+//!   sampling table of
 //!   `benches/sampling_scale.rs` (samples/s per configuration and per N) with
 //!   sae-lens's figures and the ratio when a Python with sae-lens is found.
 //! * `test`: the README's test command (`cargo test --workspace`).
