@@ -37,12 +37,6 @@ impl BackendKind {
         }
     }
 
-    /// Whether the backend runs on the host CPU (host-side sparse paths are
-    /// then faster than device kernels).
-    pub fn is_cpu(self) -> bool {
-        matches!(self, Self::Flex | Self::Ndarray)
-    }
-
     /// Whether this binary was built with the backend's cargo feature.
     pub fn is_compiled(self) -> bool {
         match self {

@@ -95,18 +95,8 @@ impl BackendJob for EvalJob {
 
 /// Runs `eval`.
 pub fn run(args: EvalArgs, opts: &GlobalOpts) -> Result<(), CliError> {
-    if args.samples == 0 {
-        return Err(CliError::Usage {
-            flag: "samples",
-            reason: "must be at least 1".into(),
-        });
-    }
-    if args.batch_size == 0 {
-        return Err(CliError::Usage {
-            flag: "batch-size",
-            reason: "must be at least 1".into(),
-        });
-    }
+    super::at_least_one("samples", args.samples)?;
+    super::at_least_one("batch-size", args.batch_size)?;
     if let Some(c) = args.scaling_factor {
         if !c.is_finite() || c == 0.0 {
             return Err(CliError::Usage {

@@ -88,6 +88,17 @@ impl CliError {
     }
 }
 
+/// A usage error naming `flag` when `value` is 0.
+pub fn at_least_one(flag: &'static str, value: usize) -> Result<(), CliError> {
+    if value == 0 {
+        return Err(CliError::Usage {
+            flag,
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` via a temporary file and a rename, so a failed
 /// or interrupted run never leaves a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {

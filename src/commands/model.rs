@@ -200,7 +200,7 @@ impl BackendJob for ModelJob {
             ),
         };
         let build_seconds = start.elapsed().as_secs_f64();
-        let model = model.with_hidden_path(if kind.is_cpu() {
+        let model = model.with_hidden_path(if synthsae_host::is_cpu::<B>() {
             HiddenPath::Host
         } else {
             HiddenPath::Device

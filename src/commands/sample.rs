@@ -156,18 +156,8 @@ impl BackendJob for SampleJob {
 
 /// Runs `sample`.
 pub fn run(mut args: SampleArgs, opts: &GlobalOpts) -> Result<(), CliError> {
-    if args.samples == 0 {
-        return Err(CliError::Usage {
-            flag: "samples",
-            reason: "must be at least 1".into(),
-        });
-    }
-    if args.batch_size == 0 {
-        return Err(CliError::Usage {
-            flag: "batch-size",
-            reason: "must be at least 1".into(),
-        });
-    }
+    super::at_least_one("samples", args.samples)?;
+    super::at_least_one("batch-size", args.batch_size)?;
     args.source = super::hub::resolve_model_source(&args.source)?;
     let r = opts.backend.run(SampleJob {
         args,

@@ -1,12 +1,12 @@
 //! Cosine similarity between two sets of vectors (spec §9.1), on a Burn
-//! device or as a host matrix computed in row blocks.
+//! device or as a host matrix computed in row blocks (the gemm itself is
+//! `synthsae_host::cosine`).
 
 use burn::prelude::*;
-use burn::tensor::Device;
 use rayon::prelude::*;
 
 use crate::error::{shape_err, Result};
-use crate::host::to_f32;
+use crate::readback::to_f32;
 
 /// Rows divided by `max(‖row‖, 1e-8)`: `[n, d]` → `[n, d]` (zero rows stay zero).
 pub fn normalize_rows<B: Backend>(m: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -47,16 +47,6 @@ pub struct SimilarityMatrix {
 /// Bytes of output computed per device matmul block.
 const BLOCK_BYTES: usize = 64 << 20;
 
-/// Bytes of output per host gemm call.
-const HOST_BLOCK_BYTES: usize = 64 << 20;
-
-/// Whether a backend computes in host memory (flex, ndarray, and autodiff
-/// over them). There the similarity matrix, which ends on the host anyway, is
-/// one direct gemm into its buffer; on a GPU the matmul stays on the device.
-fn is_host_backend<B: Backend>(_device: &Device<B>) -> bool {
-    synthsae_host::is_cpu::<B>()
-}
-
 /// An empty host buffer with room for `rows · cols` entries, or a clear error.
 fn alloc_matrix(rows: usize, cols: usize) -> Result<Vec<f32>> {
     let mut data = Vec::new();
@@ -71,34 +61,18 @@ fn alloc_matrix(rows: usize, cols: usize) -> Result<Vec<f32>> {
     Ok(data)
 }
 
-/// Row-major `[n, d]` rows divided by `max(‖row‖, 1e-8)` (as
-/// [`normalize_rows`]), norms accumulated in `f64`.
-fn normalized_host(m: &[f32], d: usize) -> Vec<f32> {
-    let mut out = m.to_vec();
-    out.par_chunks_mut(d).for_each(|row| {
-        let norm = row
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>()
-            .sqrt();
-        let inv = 1.0 / norm.max(1e-8);
-        for x in row.iter_mut() {
-            *x = (*x as f64 * inv) as f32;
-        }
-    });
-    out
-}
-
 impl SimilarityMatrix {
     /// Signed cosine similarities of the rows of `a` (`[n_a, d]`) with the
-    /// rows of `b` (`[n_b, d]`), computed on their device in row blocks of
-    /// `a` (so the device never holds more than ~64 MiB of output) and
-    /// gathered on the host.
+    /// rows of `b` (`[n_b, d]`), gathered on the host. On a CPU backend the
+    /// matrix, which ends on the host anyway, is one direct gemm into its
+    /// buffer ([`SimilarityMatrix::compute_host`]); on other backends it is
+    /// computed on the device in row blocks of `a`, so that the device never
+    /// holds more than ~64 MiB of output.
     pub fn compute<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Result<Self> {
         check_pair(&a, &b)?;
         let [rows, d] = a.dims();
         let [cols, _] = b.dims();
-        if d > 0 && is_host_backend::<B>(&a.device()) {
+        if d > 0 && synthsae_host::is_cpu::<B>() {
             let a = to_f32(a, "features_a")?;
             let b = to_f32(b, "features_b")?;
             return Self::compute_host(&a, &b, d);
@@ -114,12 +88,7 @@ impl SimilarityMatrix {
             data.extend_from_slice(&to_f32(part, "cosine similarities")?);
             start = end;
         }
-        Ok(Self {
-            rows,
-            cols,
-            data,
-            absolute: false,
-        })
+        Ok(Self::signed(rows, cols, data))
     }
 
     /// Signed cosine similarities of the rows of the row-major host matrices
@@ -140,58 +109,19 @@ impl SimilarityMatrix {
         };
         let (rows, cols) = (rows_of(a, "features_a")?, rows_of(b, "features_b")?);
         let mut data = alloc_matrix(rows, cols)?;
-        if rows == 0 || cols == 0 {
-            return Ok(Self {
-                rows,
-                cols,
-                data,
-                absolute: false,
-            });
-        }
-        let an = normalized_host(a, d);
-        let bn = normalized_host(b, d);
         data.resize(rows * cols, 0.0);
-        // Row blocks of the output, one gemm each; gemm splits a block over
-        // the rayon pool. Blocks of ≥ 512 rows keep the cost of packing `b`
-        // (once per call) small against the block's arithmetic.
-        let block = (HOST_BLOCK_BYTES / (4 * cols)).clamp(512, rows.max(512));
-        for (bi, out) in data.chunks_mut(block * cols).enumerate() {
-            let m = out.len() / cols;
-            let lhs = &an[bi * block * d..(bi * block + m) * d];
-            // SAFETY: `out` is `[m, cols]` row-major (row stride `cols`), `lhs`
-            // is `[m, d]` row-major and `bn` is `[cols, d]` row-major, read as
-            // the `[d, cols]` matrix `bnᵀ` (row stride 1, column stride `d`);
-            // all three slices hold exactly the entries the strides address.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    cols,
-                    d,
-                    out.as_mut_ptr(),
-                    1,
-                    cols as isize,
-                    false,
-                    lhs.as_ptr(),
-                    1,
-                    d as isize,
-                    bn.as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
-                );
-            }
-        }
-        Ok(Self {
+        synthsae_host::cosine::cosine_similarities_into(a, b, d, &mut data);
+        Ok(Self::signed(rows, cols, data))
+    }
+
+    /// A matrix of signed similarities; `data` holds `rows · cols` entries.
+    fn signed(rows: usize, cols: usize, data: Vec<f32>) -> Self {
+        Self {
             rows,
             cols,
             data,
             absolute: false,
-        })
+        }
     }
 
     /// Wraps a row-major `[rows, cols]` matrix of (signed) similarities.
@@ -203,12 +133,7 @@ impl SimilarityMatrix {
                 &[data.len()],
             ));
         }
-        Ok(Self {
-            rows,
-            cols,
-            data,
-            absolute: false,
-        })
+        Ok(Self::signed(rows, cols, data))
     }
 
     /// Replaces every entry by its absolute value (in place).

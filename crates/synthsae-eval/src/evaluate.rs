@@ -7,12 +7,12 @@ use synthsae_sae::Sae;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
-use crate::host::{nonzero_counts_per_column, to_f32};
 use crate::mcc::{mcc_from_similarity, uniqueness_from_best_matches};
 use crate::metrics::{
     ClassificationCalculator, DeadLatentsCalculator, ExplainedVarianceCalculator, L0Calculator,
     ShrinkageCalculator,
 };
+use crate::readback::{nonzero_counts_per_column, to_f32};
 use crate::result::SyntheticDataEvalResult;
 
 /// How to evaluate.
@@ -207,9 +207,8 @@ impl Evaluator {
 /// Per-latent number of rows where the latent is `≠ 0` in a `[rows, S]`
 /// batch. The column sum runs on a float mask: exact (every partial sum is
 /// an integer ≤ rows ≤ 2^24 with an f32 or wider float; else the int
-/// reduction is used) and, on Flex, 4× faster than the int reduction of
-/// [`nonzero_counts_per_column`] (0.30 s vs 1.27 s at 4096 × 16384, which was
-/// 15 % of a 100k-sample SynthSAEBench-16k eval).
+/// reduction is used) and, on Flex, several times faster than the int
+/// reduction of [`nonzero_counts_per_column`].
 fn fire_counts<B: Backend>(sae_latents: Tensor<B, 2>) -> Result<Vec<u64>> {
     let [rows, s] = sae_latents.dims();
     if rows > 1 << 24 || std::mem::size_of::<B::FloatElem>() < 4 {

@@ -6,7 +6,7 @@ use synthsae_sae::Sae;
 
 use crate::error::{invalid, Result};
 use crate::evaluate::EvalOptions;
-use crate::host::nonzero_counts_per_column;
+use crate::readback::nonzero_counts_per_column;
 
 /// Fraction of samples in which each true feature was `> 0` (`[N]`) and each
 /// SAE latent `≠ 0` (`[S]`).

@@ -118,7 +118,7 @@ pub fn init_weights_to_match_features<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::to_f32;
+    use crate::readback::to_f32;
     use burn::backend::NdArray;
 
     type B = NdArray;

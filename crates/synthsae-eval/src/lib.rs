@@ -53,11 +53,11 @@ pub mod cosine;
 pub mod error;
 pub mod evaluate;
 pub mod firing_rates;
-pub mod host;
 pub mod init;
 pub mod mcc;
 pub mod metrics;
 pub mod plot;
+pub mod readback;
 pub mod result;
 
 pub use assignment::{linear_sum_assignment, Assignment};

@@ -2,6 +2,8 @@
 //!
 //! * [`Csr`]: the workspace's one compressed-sparse-row type (sampled
 //!   batches, sparse latents, kept entries);
+//! * [`adam`]: one Adam update of one parameter on host buffers;
+//! * [`cosine`]: cosine-similarity matrices of host row sets by one gemm;
 //! * [`backend`]: the one test of "is this a CPU backend";
 //! * [`view`]: tensor read-backs and zero-copy host views of Flex buffers;
 //! * [`kernels`]: the SIMD kernels, dispatched at run time.
@@ -9,12 +11,15 @@
 //! Lower than every other synthsae crate: it knows tensors and buffers,
 //! not models, SAEs or training.
 
+pub mod adam;
 pub mod backend;
+pub mod cosine;
 pub mod csr;
 pub mod error;
 pub mod kernels;
 pub mod view;
 
+pub use adam::{AdamRule, AdamUpdate};
 pub use backend::{cpu_kind, is_cpu, is_cpu_autodiff, CpuBackend, CpuKind};
 pub use csr::Csr;
 pub use error::{HostError, Result};

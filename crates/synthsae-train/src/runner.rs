@@ -27,13 +27,13 @@ use serde_json::{Map, Value};
 use synthsae_data::SyntheticModel;
 use synthsae_eval::{eval_sae_on_synthetic_data, EvalOptions, SyntheticDataEvalResult};
 use synthsae_sae::any::AnyTrainingSae;
-use synthsae_sae::TrainingSae;
+use synthsae_sae::{NormalizeActivations, TrainingSae};
 
 use crate::checkpoint::write_sparsity;
 use crate::data::{batch_rng, stream, BatchSampler};
 use crate::error::{Result, TrainError};
 use crate::runner_config::{ModelSpec, RunnerConfig};
-use crate::trainer::{CheckpointSae, Progress, Trainer, TrainerHooks};
+use crate::trainer::{CheckpointSae, Progress, TrainOutcome, Trainer, TrainerHooks};
 
 impl<B: AutodiffBackend> CheckpointSae<B> for AnyTrainingSae<B> {
     fn save_training(&self, dir: &Path) -> Result<()> {
@@ -44,8 +44,8 @@ impl<B: AutodiffBackend> CheckpointSae<B> for AnyTrainingSae<B> {
         Ok(Self::load_checkpoint(dir, device)?)
     }
 
-    fn normalize_activations(&self) -> String {
-        self.config().normalize_activations().as_str().to_string()
+    fn normalize_activations(&self) -> NormalizeActivations {
+        self.config().normalize_activations()
     }
 
     fn set_metadata(&mut self, key: &str, value: Value) {
@@ -113,11 +113,7 @@ impl<B: AutodiffBackend> TrainerHooks<B, AnyTrainingSae<B>> for Hooks<'_, B> {
     ) -> Result<Option<Map<String, Value>>> {
         // The eval stream of each step is its own: turning evaluations on or
         // off does not change the training data.
-        let mut rng = batch_rng(self.cfg.seed, stream::EVAL, step);
-        let options = EvalOptions::new(self.cfg.eval_samples).with_batch_size(self.cfg.batch_size);
-        let inference = sae.to_inference();
-        let result = eval_sae_on_synthetic_data(&inference, self.model, &options, &mut rng)
-            .map_err(|e| TrainError::Eval(e.to_string()))?;
+        let result = evaluate(self.cfg, self.model, sae, stream::EVAL, step)?;
         Ok(Some(
             result
                 .to_log_dict("synthetic/")
@@ -134,6 +130,23 @@ impl<B: AutodiffBackend> TrainerHooks<B, AnyTrainingSae<B>> for Hooks<'_, B> {
     fn on_progress(&mut self, progress: &Progress) {
         self.observer.on_progress(progress);
     }
+}
+
+/// Evaluates the inference form of `sae` (the model that is saved) on
+/// `cfg.eval_samples` samples of `model`, drawn from batch `index` of the
+/// random stream `stream`.
+fn evaluate<B: AutodiffBackend>(
+    cfg: &RunnerConfig,
+    model: &SyntheticModel<B::InnerBackend>,
+    sae: &AnyTrainingSae<B>,
+    stream: u64,
+    index: u64,
+) -> Result<SyntheticDataEvalResult> {
+    let mut rng = batch_rng(cfg.seed, stream, index);
+    let options = EvalOptions::new(cfg.eval_samples).with_batch_size(cfg.batch_size);
+    let inference = sae.to_inference();
+    eval_sae_on_synthetic_data(&inference, model, &options, &mut rng)
+        .map_err(|e| TrainError::Eval(e.to_string()))
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
@@ -175,33 +188,9 @@ pub fn run<B: AutodiffBackend>(
         cfg.seed,
         cfg.batch_size,
     );
-    let trainer_cfg = cfg.trainer_config();
-    let trainer = match resume {
-        Some(path) => {
-            Trainer::<B, AnyTrainingSae<B>>::resume(trainer_cfg, path, sampler, device.clone())?
-        }
-        None => {
-            let sae = cfg.sae.init::<B>(device, cfg.seed)?;
-            Trainer::new(trainer_cfg, sae, sampler, device.clone())?
-        }
-    };
+    let trainer = make_trainer::<B>(&cfg, sampler, device, resume)?;
 
-    let (metrics, metrics_path) = match &cfg.output_path {
-        Some(out) => {
-            std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-            let p = out.join("metrics.jsonl");
-            // A resumed run continues the log of the run it resumes.
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(resume.is_some())
-                .write(true)
-                .truncate(resume.is_none())
-                .open(&p)
-                .map_err(|e| TrainError::io(&p, e))?;
-            (Some(f), Some(p))
-        }
-        None => (None, None),
-    };
+    let (metrics, metrics_path) = open_metrics(&cfg, resume.is_some())?;
     observer.on_phase("training");
     let started = std::time::Instant::now();
     let outcome = {
@@ -216,34 +205,16 @@ pub fn run<B: AutodiffBackend>(
     };
     let train_seconds = started.elapsed().as_secs_f64();
 
-    let inference = outcome.sae.to_inference();
     let final_eval = if cfg.run_final_eval && cfg.eval_samples > 0 {
         observer.on_phase("final evaluation");
-        let mut rng = batch_rng(cfg.seed, stream::FINAL_EVAL, 0);
-        let options = EvalOptions::new(cfg.eval_samples).with_batch_size(cfg.batch_size);
-        Some(
-            eval_sae_on_synthetic_data(&inference, model, &options, &mut rng)
-                .map_err(|e| TrainError::Eval(e.to_string()))?,
-        )
+        Some(evaluate(&cfg, model, &outcome.sae, stream::FINAL_EVAL, 0)?)
     } else {
         None
     };
 
     if let Some(out) = &cfg.output_path {
         observer.on_phase("saving");
-        outcome.sae.save_inference(out)?;
-        write_sparsity(
-            &out.join("sparsity.safetensors"),
-            &outcome.log_feature_sparsity,
-        )?;
-        write_json(&out.join("runner_config.json"), &cfg.to_saelens_json())?;
-        write_json(&out.join("synthsae_config.json"), &cfg.synthsae_json())?;
-        if let Some(e) = &final_eval {
-            write_atomic(&out.join("eval_stats.json"), e.to_json_pretty().as_bytes())?;
-        }
-        if cfg.save_synthetic_model {
-            model.save(out.join("synthetic_model"))?;
-        }
+        write_outputs(out, &cfg, &outcome, final_eval.as_ref(), model)?;
     }
     Ok(RunnerResult {
         sae: outcome.sae,
@@ -254,6 +225,71 @@ pub fn run<B: AutodiffBackend>(
         num_dead_features: outcome.num_dead_features,
         train_seconds,
     })
+}
+
+/// The trainer of a run: resumed from `resume`, or with a freshly
+/// initialised SAE.
+fn make_trainer<B: AutodiffBackend>(
+    cfg: &RunnerConfig,
+    sampler: BatchSampler,
+    device: &B::Device,
+    resume: Option<&Path>,
+) -> Result<Trainer<B, AnyTrainingSae<B>>> {
+    let trainer_cfg = cfg.trainer_config();
+    match resume {
+        Some(path) => Trainer::resume(trainer_cfg, path, sampler, device.clone()),
+        None => {
+            let sae = cfg.sae.init::<B>(device, cfg.seed)?;
+            Trainer::new(trainer_cfg, sae, sampler, device.clone())
+        }
+    }
+}
+
+/// `metrics.jsonl` in the output folder (created if needed), opened for
+/// writing, or for appending when the run is resumed (a resumed run
+/// continues the log of the run it resumes); `None` without an output
+/// folder.
+fn open_metrics(
+    cfg: &RunnerConfig,
+    resumed: bool,
+) -> Result<(Option<std::fs::File>, Option<PathBuf>)> {
+    let Some(out) = &cfg.output_path else {
+        return Ok((None, None));
+    };
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let p = out.join("metrics.jsonl");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(resumed)
+        .write(true)
+        .truncate(!resumed)
+        .open(&p)
+        .map_err(|e| TrainError::io(&p, e))?;
+    Ok((Some(f), Some(p)))
+}
+
+/// Writes the run's outputs into `out` (layout in the module docs).
+fn write_outputs<B: AutodiffBackend>(
+    out: &Path,
+    cfg: &RunnerConfig,
+    outcome: &TrainOutcome<AnyTrainingSae<B>>,
+    final_eval: Option<&SyntheticDataEvalResult>,
+    model: &SyntheticModel<B::InnerBackend>,
+) -> Result<()> {
+    outcome.sae.save_inference(out)?;
+    write_sparsity(
+        &out.join("sparsity.safetensors"),
+        &outcome.log_feature_sparsity,
+    )?;
+    write_json(&out.join("runner_config.json"), &cfg.to_saelens_json())?;
+    write_json(&out.join("synthsae_config.json"), &cfg.synthsae_json())?;
+    if let Some(e) = final_eval {
+        write_atomic(&out.join("eval_stats.json"), e.to_json_pretty().as_bytes())?;
+    }
+    if cfg.save_synthetic_model {
+        model.save(out.join("synthetic_model"))?;
+    }
+    Ok(())
 }
 
 /// Builds or loads the model a runner config names. Source strings are

@@ -6,7 +6,7 @@ use synthsae_host::Csr;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
-use crate::host::{nonzero_counts_per_column, to_f32};
+use crate::readback::{nonzero_counts_per_column, to_f32};
 
 /// Mean precision, recall, F1 and accuracy over all SAE latents (dead ones
 /// included), each latent scored as a detector of its best-matching feature.
@@ -349,7 +349,7 @@ mod tests {
         assert!((m.f1_score - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
         assert!((m.accuracy - 0.625).abs() < 1e-12);
         let mut host = ClassificationCalculator::new(vec![1, 0], 3).unwrap();
-        let zh = crate::host::to_f32(z, "z").unwrap();
+        let zh = crate::readback::to_f32(z, "z").unwrap();
         host.add_host(&zh, 4, &gt).unwrap();
         assert_eq!(host.confusion(), c.confusion());
     }

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use crate::error::{shape_err, Result};
-use crate::host::nonzero_counts_per_column;
+use crate::readback::nonzero_counts_per_column;
 
 /// Counts latents that were never `≠ 0` over all batches.
 #[derive(Debug, Clone, PartialEq)]

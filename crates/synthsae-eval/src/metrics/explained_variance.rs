@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use crate::error::{shape_err, Result};
-use crate::host::to_f32;
+use crate::readback::to_f32;
 
 /// `1 − E‖x − x̂‖² / Var(x)` with `Var(x) = E‖x‖² − ‖E x‖²` (summed over
 /// dimensions). Cross-batch sums are `f64` on the host.

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use synthsae_host::Csr;
 
 use crate::error::Result;
-use crate::host::to_i64;
+use crate::readback::to_i64;
 
 /// Mean L0: the number of entries `≠ 0` per row, averaged over all rows seen.
 #[derive(Debug, Clone, Default, PartialEq)]

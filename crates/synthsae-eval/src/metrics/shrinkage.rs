@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use crate::error::{shape_err, Result};
-use crate::host::to_f32;
+use crate::readback::to_f32;
 
 /// Mean of `‖x̂‖ / ‖x‖` over rows with `‖x‖ > min_input_norm`.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,7 +10,9 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::Value;
 use synthsae_data::{ActivationGenerator, HostFeatureDictionary};
-use synthsae_sae::{Coefficient, Sae, TrainStepInput, TrainStepOutput, TrainingSae};
+use synthsae_sae::{
+    Coefficient, NormalizeActivations, Sae, TrainStepInput, TrainStepOutput, TrainingSae,
+};
 use synthsae_train::{BatchSampler, CheckpointSae, Result, TrainError};
 
 /// `z = relu(x W_enc + b_enc)`, `x̂ = z W_dec + b_dec`, loss = MSE + λ Σ z ‖W_dec‖.
@@ -179,8 +181,8 @@ impl<B: AutodiffBackend> CheckpointSae<B> for ToySae<B> {
             normalize: cfg["normalize"].as_str().unwrap().to_string(),
         })
     }
-    fn normalize_activations(&self) -> String {
-        self.normalize.clone()
+    fn normalize_activations(&self) -> NormalizeActivations {
+        NormalizeActivations::parse(&self.normalize).expect("a sae-lens normalisation name")
     }
     fn set_metadata(&mut self, _key: &str, _value: Value) {}
 }

@@ -1,29 +1,32 @@
-//! Reading tensors back to the host.
+//! Reading tensors back to the host, with failures as [`EvalError`]s that
+//! name the tensor (built on [`synthsae_host::try_to_vec`] and
+//! [`synthsae_host::try_to_i64`]).
 
 use burn::prelude::*;
+use synthsae_host::HostError;
 
 use crate::error::{EvalError, Result};
 
+/// A host read-back error as the evaluator reports it: a failed read-back
+/// names the tensor as `field`.
+fn eval_error(e: HostError) -> EvalError {
+    match e {
+        HostError::Device { what, reason } => EvalError::Device {
+            field: what,
+            reason,
+        },
+        other => EvalError::Host(other),
+    }
+}
+
 /// A float tensor as row-major `f32` on the host.
 pub fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>, field: &str) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|e| EvalError::Device {
-            field: field.to_string(),
-            reason: format!("{e:?}"),
-        })
+    synthsae_host::try_to_vec(t, field).map_err(eval_error)
 }
 
 /// An int tensor as row-major `i64` on the host.
 pub fn to_i64<B: Backend, const D: usize>(t: Tensor<B, D, Int>, field: &str) -> Result<Vec<i64>> {
-    t.into_data()
-        .convert::<i64>()
-        .into_vec::<i64>()
-        .map_err(|e| EvalError::Device {
-            field: field.to_string(),
-            reason: format!("{e:?}"),
-        })
+    synthsae_host::try_to_i64(t, field).map_err(eval_error)
 }
 
 /// Per-column count of non-zero entries of a `[batch, n]` tensor: `[n]`.
