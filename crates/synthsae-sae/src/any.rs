@@ -14,7 +14,6 @@ use crate::arch::jumprelu::{JumpReluSae, JumpReluTrainingSae};
 use crate::arch::matching_pursuit::{MatchingPursuitSae, MatchingPursuitTrainingSae};
 use crate::arch::standard::{StandardSae, StandardTrainingSae};
 use crate::arch::topk::{TopKSae, TopKTrainingSae};
-use crate::arch::LinearCore;
 use crate::config::{
     InferenceArch, NormalizeActivations, SaeConfig, TrainingArch, TrainingSaeConfig,
 };
@@ -24,6 +23,7 @@ use crate::io::{
     create_dir, read_json, write_json, write_tensors, HostTensor, TensorFile, SAE_CFG_FILENAME,
     SAE_WEIGHTS_FILENAME,
 };
+use crate::linear::LinearCore;
 use crate::ops::{map_param, param};
 use crate::sae::{Coefficient, Sae, TrainStepInput, TrainStepOutput, TrainingSae};
 

@@ -73,3 +73,11 @@ pub enum SaeError {
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, SaeError>;
+
+/// [`SaeError::InvalidConfig`] for `field`.
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> SaeError {
+    SaeError::InvalidConfig {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}

@@ -28,14 +28,17 @@
 pub mod any;
 pub mod arch;
 pub mod config;
+mod cpu_train;
 pub mod error;
-pub mod fused;
-pub mod host;
 pub mod init;
 pub mod io;
+pub mod linear;
+pub mod normalize;
 pub mod ops;
 pub mod sae;
 pub mod sparse;
+#[cfg(test)]
+mod tests;
 
 pub use any::{AnySae, AnyTrainingSae};
 pub use config::{

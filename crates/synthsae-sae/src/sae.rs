@@ -19,8 +19,11 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::sparse::SparseForward;
 use synthsae_host::Csr;
+/// Firing summary of one batch's latents (computed by the host paths).
+pub use synthsae_host::Firing;
+
+use crate::sparse::SparseForward;
 
 /// An SAE in inference form: what an evaluator needs, nothing more.
 pub trait Sae<B: Backend> {
@@ -166,17 +169,6 @@ pub struct TrainStepOutput<B: Backend> {
     /// (the fused CPU path selects on the host); `None` otherwise, and then
     /// consumers compute the same numbers from `feature_acts`.
     pub firing: Option<Firing>,
-}
-
-/// Firing summary of one batch's latents, equal to what `feature_acts`
-/// gives: per latent the number of rows where it is non-zero, and the
-/// smallest positive activation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Firing {
-    /// `[d_sae]`: rows of the batch in which each latent is non-zero.
-    pub counts: Vec<u32>,
-    /// The smallest positive entry of `feature_acts` (`None` if none is).
-    pub min_positive: Option<f32>,
 }
 
 /// An SAE in training form.

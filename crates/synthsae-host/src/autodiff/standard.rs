@@ -26,11 +26,11 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::TensorPrimitive;
 
-use std::any::TypeId;
-
-use burn::backend::Autodiff;
-
-use super::{cast, host_view, Ad, Prim};
+use super::prim::{inner, Ad};
+use crate::backend::cast;
+use crate::dispatch::with_cpu_autodiff;
+use crate::firing::Firing;
+use crate::view::host_view;
 
 /// What [`standard_loss`] returns: the tracked loss and, untracked, the
 /// values a training step reports.
@@ -49,13 +49,13 @@ pub struct StandardLoss<B: Backend> {
     /// Pre-activations `p`: `[B, S]`.
     pub hidden_pre: Tensor<B, 2>,
     /// Per-latent firing counts and the smallest positive latent.
-    pub firing: crate::Firing,
+    pub firing: Firing,
 }
 
 /// The standard SAE's training loss (see the module docs) for input `x`
 /// `[B, D]` (not differentiated), `W_enc` `[D, S]`, `b_enc` `[S]`, `W_dec`
 /// `[S, D]`, `b_dec` `[D]`, coefficient `lambda`, L1 norm, no per-sample
-/// normalisation. `None` when the fused operations are not available for `B`.
+/// normalisation. `None` unless `B` is `Autodiff` of a CPU backend.
 #[allow(clippy::too_many_arguments)]
 pub fn standard_loss<B: Backend>(
     x: Tensor<B, 2>,
@@ -156,8 +156,11 @@ impl<I: Backend> Backward<I, 4> for StandardBackward {
     }
 }
 
-fn inner<I: Backend, const N: usize>(p: Prim<I>) -> Tensor<I, N> {
-    Tensor::from_primitive(TensorPrimitive::Float(p))
+/// Decoder row norms `[S]` of `w_dec` `[S, D]`: the operations of the
+/// generic formulation (`synthsae-sae`'s `ops::row_norms`), so the values
+/// match it bit for bit.
+fn row_norms<B: Backend>(w_dec: Tensor<B, 2>) -> Tensor<B, 1> {
+    w_dec.powi_scalar(2).sum_dim(1).sqrt().squeeze_dim(1)
 }
 
 fn standard_ad<I: Backend>(
@@ -191,7 +194,7 @@ fn standard_ad<I: Backend>(
     };
     let pre = xp.clone().matmul(we_i.clone()) + be_i.unsqueeze_dim(0);
     let z = relu(pre.clone());
-    let norms = crate::ops::row_norms(wd_i.clone());
+    let norms = row_norms(wd_i.clone());
     let out = z.clone().matmul(wd_i.clone()) + bd_i.unsqueeze_dim(0);
     let resid = out.clone() - x;
     // `r · r` rather than `powi_scalar(2)`: the same values, without the
@@ -205,8 +208,8 @@ fn standard_ad<I: Backend>(
     let loss = (mse.clone() + l1.clone()).into_primitive().tensor();
     let firing = {
         let zh = host_view::<I, 2>(z.clone().into_primitive().tensor());
-        // Branch-free passes (vectorised): a per-entry branch cost a fifth
-        // of a tutorial step.
+        // Branch-free passes (vectorised): a per-entry branch would not
+        // vectorise, on a pass over the whole `[B, S]` latents.
         let mut counts = vec![0u32; s];
         for row in zh.chunks_exact(s.max(1)) {
             for (c, &v) in counts.iter_mut().zip(row) {
@@ -228,7 +231,7 @@ fn standard_ad<I: Backend>(
                 .chain(tail)
                 .fold(f32::INFINITY, |m, &v| if v > 0.0 && v < m { v } else { m });
         let any_positive = min < f32::INFINITY || zh.contains(&f32::INFINITY);
-        crate::Firing {
+        Firing {
             counts,
             min_positive: any_positive.then_some(min),
         }
@@ -278,7 +281,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     fn vals<Bk: Backend, const N: usize>(t: Tensor<Bk, N>) -> Vec<f32> {
-        crate::ops::to_vec(t)
+        crate::view::to_vec(t)
     }
 
     fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
@@ -323,7 +326,7 @@ mod tests {
         };
         let pre = xp.matmul(we.clone()) + be.clone().unsqueeze_dim(0);
         let z = relu(pre.clone());
-        let norms = crate::ops::row_norms(wd.clone());
+        let norms = row_norms(wd.clone());
         let out = z.clone().matmul(wd.clone()) + bd.clone().unsqueeze_dim(0);
         let mse = (out.clone() - x).powi_scalar(2).sum_dim(1).mean();
         let l1 = (z.clone() * norms.unsqueeze_dim(0))

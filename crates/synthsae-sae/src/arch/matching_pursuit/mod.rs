@@ -1,16 +1,20 @@
 //! `matching_pursuit` (spec §10.8): a tied SAE whose encoder greedily picks
 //! decoder rows against the residual.
 
+pub mod config;
+
+pub use config::MatchingPursuitConfig;
+
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::IndexingUpdateOp;
 
-use super::{cached_state, process_in, NormCache};
-use crate::config::{
-    InferenceArch, MatchingPursuitConfig, SaeConfig, TrainingArch, TrainingSaeConfig,
-};
-use crate::ops::{normalize_out, row, sum_sq_mean, to_vec};
+use crate::config::inference::{InferenceArch, SaeConfig};
+use crate::config::training::{TrainingArch, TrainingSaeConfig};
+use crate::linear::process_in;
+use crate::normalize::{cached_state, normalize_out, NormCache};
+use crate::ops::{row, sum_sq_mean, to_vec};
 use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
 /// Greedy matching-pursuit encoding of processed inputs `[B, D]` with the

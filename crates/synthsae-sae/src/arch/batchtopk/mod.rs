@@ -3,15 +3,24 @@
 //! kept; a float64 threshold EMA tracks the smallest kept value and becomes
 //! the JumpReLU threshold of the inference export.
 
+pub mod config;
+
+pub use config::BatchTopKConfig;
+
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+
+use synthsae_host::kept::Selection;
+use synthsae_host::select::nth_largest;
 
 use super::jumprelu::JumpReluSae;
 use super::matryoshka::{matryoshka_aux_loss, matryoshka_inner_losses};
 use super::topk::{sparse_decode, sparse_pre, topk_aux_loss, unscale, Active, SPARSE_MAX_DENSITY};
-use super::LinearCore;
-use crate::config::{BatchTopKConfig, TrainingArch, TrainingSaeConfig};
-use crate::ops::{normalize_out, nth_largest_host, param, row, sum_sq_mean, to_vec};
+use crate::config::training::{TrainingArch, TrainingSaeConfig};
+use crate::cpu_train::{forward_train_cpu, TopKFamilySpec};
+use crate::linear::LinearCore;
+use crate::normalize::normalize_out;
+use crate::ops::{param, row, sum_sq_mean, to_vec};
 use crate::sae::{TrainStepInput, TrainStepOutput};
 
 /// BatchTopK activation on `[B, S]`: `relu(x)`, then only the
@@ -46,7 +55,7 @@ pub fn batch_topk_activation_sparse<B: Backend>(
     }
     let host = to_vec(r.clone().detach());
     let mut values = host.clone();
-    match nth_largest_host(&mut values, n) {
+    match nth_largest(&mut values, n) {
         Some(cut) => {
             let mut act = Active::default();
             for (i, &v) in host.iter().enumerate() {
@@ -66,7 +75,7 @@ pub fn batch_topk_activation_sparse<B: Backend>(
 /// The dense form: `r` (relu'd) masked to its `n` largest values.
 fn batch_topk_dense<B: Backend>(r: Tensor<B, 2>, n: usize) -> Tensor<B, 2> {
     let mut values = to_vec(r.clone().detach());
-    match nth_largest_host(&mut values, n) {
+    match nth_largest(&mut values, n) {
         Some(cut) => {
             let mask = r.clone().greater_equal_elem(cut);
             r * mask.float()
@@ -103,12 +112,12 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
     /// Training forward: `mse_loss`, `auxiliary_reconstruction_loss` and, for
     /// Matryoshka, `inner_mse_loss_<w>` for every width but the last.
     ///
-    /// On CPU autodiff backends the fused sparse path runs (`topk_fused`);
+    /// On CPU autodiff backends the host path runs (`cpu_train`);
     /// the result is the same.
     pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let (c, matryoshka) = self.arch();
-        let spec = super::topk_fused::FusedSpec {
-            selection: super::topk_fused::Selection::BatchTopK {
+        let spec = TopKFamilySpec {
+            selection: Selection::BatchTopK {
                 k: c.k,
                 hint: self.topk_threshold,
             },
@@ -116,16 +125,14 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
             aux_coefficient: c.aux_loss_coefficient,
             matryoshka: matryoshka.clone(),
         };
-        if let Some(out) =
-            super::topk_fused::forward_train_fused(&self.core, &self.cfg.base, &spec, input)
-        {
+        if let Some(out) = forward_train_cpu(&self.core, &self.cfg.base, &spec, input) {
             return out;
         }
         self.forward_train_generic(input)
     }
 
     /// The training forward as dense tensor operations, which every backend
-    /// runs (the fused path's reference in tests).
+    /// runs (the CPU path's reference in tests).
     pub(crate) fn forward_train_generic(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let (c, matryoshka) = self.arch();
         let b = &self.cfg.base;

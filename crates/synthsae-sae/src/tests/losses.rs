@@ -4,14 +4,14 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 
-use super::batchtopk::BatchTopKTrainingSae;
-use super::gated::{GatedTrainingSae, GatedWeights};
-use super::jumprelu::JumpReluTrainingSae;
-use super::matching_pursuit::MatchingPursuitTrainingSae;
-use super::standard::StandardTrainingSae;
-use super::topk::TopKTrainingSae;
-use super::LinearCore;
+use crate::arch::batchtopk::BatchTopKTrainingSae;
+use crate::arch::gated::{GatedTrainingSae, GatedWeights};
+use crate::arch::jumprelu::JumpReluTrainingSae;
+use crate::arch::matching_pursuit::MatchingPursuitTrainingSae;
+use crate::arch::standard::StandardTrainingSae;
+use crate::arch::topk::TopKTrainingSae;
 use crate::config::*;
+use crate::linear::LinearCore;
 use crate::ops::{param, to_vec};
 use crate::sae::{TrainStepInput, TrainStepOutput};
 

@@ -1,14 +1,22 @@
 //! `standard`: `z = relu(x' W_enc + b_enc)`, decoder-norm-weighted Lp penalty
 //! (spec §10.2).
 
+pub mod config;
+
+pub use config::StandardConfig;
+
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::{cached_state, LinearCore, NormCache};
-use crate::config::{
-    NormalizeActivations, SaeConfig, StandardConfig, TrainingArch, TrainingSaeConfig,
-};
-use crate::ops::{normalize_out, row, sum_sq_mean};
+use synthsae_host::autodiff::standard_loss;
+use synthsae_host::sparse_forward::HostSelect;
+
+use crate::config::base::NormalizeActivations;
+use crate::config::inference::SaeConfig;
+use crate::config::training::{TrainingArch, TrainingSaeConfig};
+use crate::linear::LinearCore;
+use crate::normalize::{cached_state, normalize_out, NormCache};
+use crate::ops::{row, sum_sq_mean};
 use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
 /// Inference `standard` SAE.
@@ -56,7 +64,7 @@ impl<B: Backend> Sae<B> for StandardSae<B> {
     fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
         // relu = a threshold of 0.
         let zero = vec![0.0f32; self.cfg.base.d_sae];
-        let select = crate::host::HostSelect::Threshold(&zero);
+        let select = HostSelect::Threshold(&zero);
         self.core.forward_sparse(x, &self.cfg.base, select, false)
     }
     fn decoder_weights(&self) -> Tensor<B, 2> {
@@ -94,7 +102,7 @@ impl<B: Backend> StandardTrainingSae<B> {
         if c.lp_norm == 1.0 && b.normalize_activations == NormalizeActivations::None {
             // CPU backends: the whole loss as one autodiff node (same values
             // and gradients, a fraction of the per-operation cost).
-            if let Some(f) = crate::fused::standard_loss(
+            if let Some(f) = standard_loss(
                 input.x.clone(),
                 self.core.w_enc.val(),
                 self.core.b_enc.val(),

@@ -1,17 +1,22 @@
 //! `gated` (spec §10.7): a binary gate `1[x' W_enc + b_gate > 0]` times a
 //! magnitude `relu(x' (W_enc ⊙ exp(r_mag)) + b_mag)`.
 
+pub mod config;
+
+pub use config::GatedConfig;
+
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::{cached_state, process_in, NormCache};
-use crate::config::{
-    GatedConfig, NormalizeActivations, SaeConfig, TrainingArch, TrainingSaeConfig,
-};
+use crate::config::base::NormalizeActivations;
+use crate::config::inference::SaeConfig;
+use crate::config::training::{TrainingArch, TrainingSaeConfig};
 use crate::error::Result;
 use crate::io::{HostTensor, TensorFile};
-use crate::ops::{map_param, normalize_out, param, row, row_norms, sum_sq_mean, NormState};
+use crate::linear::process_in;
+use crate::normalize::{cached_state, normalize_out, NormCache, NormState};
+use crate::ops::{map_param, param, row, row_norms, sum_sq_mean};
 use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
 /// Weights of a gated SAE.

@@ -12,14 +12,23 @@
 //!
 //! `K(u) = 1[−½ < u < ½]`, `sg` = stop-gradient (Burn's `detach`).
 
+pub mod config;
+
+pub use config::{JumpReluConfig, SparsityLossMode};
+
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::topk::count_dead;
-use super::{cached_state, LinearCore, NormCache};
-use crate::config::{JumpReluConfig, SaeConfig, SparsityLossMode, TrainingArch, TrainingSaeConfig};
-use crate::ops::{map_param, normalize_out, row, sum_sq_mean};
+use synthsae_host::aux_k::count_dead;
+use synthsae_host::inference::host_path_ok;
+use synthsae_host::sparse_forward::HostSelect;
+
+use crate::config::inference::SaeConfig;
+use crate::config::training::{TrainingArch, TrainingSaeConfig};
+use crate::linear::LinearCore;
+use crate::normalize::{cached_state, normalize_out, NormCache};
+use crate::ops::{map_param, row, sum_sq_mean};
 use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
 /// The rectangle kernel `K((pre − θ)/ε)` as floats, `[B, S]`, no gradient.
@@ -116,11 +125,11 @@ impl<B: Backend> Sae<B> for JumpReluSae<B> {
         normalize_out(self.core.decode_linear(z), &st)
     }
     fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
-        if !crate::host::host_path_ok(&x) {
+        if !host_path_ok(&x) {
             return None;
         }
         let theta = crate::ops::to_vec(self.threshold.val());
-        let select = crate::host::HostSelect::Threshold(&theta);
+        let select = HostSelect::Threshold(&theta);
         self.core.forward_sparse(x, &self.cfg.base, select, false)
     }
     fn decoder_weights(&self) -> Tensor<B, 2> {

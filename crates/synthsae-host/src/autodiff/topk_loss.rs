@@ -5,20 +5,20 @@
 //! encoder and the decoder sparse, but the graph between them still holds
 //! `[B, S]` element-wise operations (bias broadcast, decoder-norm rescale,
 //! their gradients, dense zero-filled gradient buffers): on the 1024 × 256
-//! BatchTopK benchmark they cost more than the encoder product itself. Here
+//! BatchTopK step they cost more than the encoder product itself. Here
 //! everything after the product runs on the kept entries only, and one node
 //! carries the loss; its backward pass computes the four parameter gradients
 //! in closed form.
 //!
 //! With `x' = x − b_dec` (if `apply_b_dec_to_input`), `p = x' W_enc + b_enc`,
 //! `n_c = ‖W_dec[c]‖` with rescaling (else `n_c = 1`), `v = p ⊙ n`, the kept
-//! entries `K` chosen by the caller from `v` (TopK / BatchTopK), `f` the kept
+//! entries `K` selected from `v` (TopK / BatchTopK, [`Selection`]), `f` the kept
 //! activation (relu, or the identity for AbsTopK), `a_e = f(v_e) / n_c`:
 //!
 //! * `x̂_r = b_dec + Σ_{e ∈ K_r} a_e W_dec[c]`, `ρ_r = x̂_r − x_r`,
 //!   `mse = (1/B) Σ_r ‖ρ_r‖²`;
 //! * aux-k (when latents are dead): entries `A` among the dead latents
-//!   (chosen by the caller from `v`), `â_e = v_e / n_c`,
+//!   (selected from `v` by [`aux_entries`], [`AuxK`]), `â_e = v_e / n_c`,
 //!   `δ_r = Σ_{e ∈ A_r} â_e W_dec[c] − (x_r − x̂_r)` (the residual is
 //!   detached), `aux = (σ/B) Σ_r ‖δ_r‖²` with `σ = coef · min(dead / k_aux, 1)`.
 //!
@@ -47,34 +47,61 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use rayon::prelude::*;
 
-use std::any::TypeId;
-
-use burn::backend::Autodiff;
-
-use super::{cast, host_view, prim, Ad, Entries, HostF32, KeptActivation};
-use synthsae_host::kernels::dense::{
-    axpy_gather, dot_gather, row_norms, sum_squares_block, transpose,
-};
+use super::prim::{prim, Ad};
+use crate::aux_k::AuxK;
+use crate::backend::cast;
+use crate::csr::Csr;
+use crate::dispatch::with_cpu_autodiff;
+use crate::firing::Firing;
+use crate::gemm::gemm_bias;
+use crate::kept::{aux_entries, Selection};
+use crate::kernels::dense::{axpy_gather, dot_gather, row_norms, sum_squares_block, transpose};
+use crate::view::{host_view, HostF32};
 
 /// What the loss is made of, besides the weights.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct TopKLossSpec {
+pub struct TopKLossSpec<'a> {
+    /// The kept entries `K` (and `f`: the identity for AbsTopK, else relu).
+    pub selection: Selection,
     /// Multiply the pre-activations by the decoder norms (and divide the
     /// kept values by them before decoding).
     pub rescale: bool,
     /// Subtract `b_dec` from the input before encoding.
     pub apply_b_dec: bool,
-    /// `f` applied to the kept entries.
-    pub activation: KeptActivation,
-    /// `σ = coef · min(dead / k_aux, 1)` of the aux-k term; the aux entries
-    /// are asked for only when it is non-zero.
-    pub aux_scale: f64,
+    /// The aux-k term; `None` without a dead mask.
+    pub aux: Option<AuxSpec<'a>>,
+}
+
+/// The aux-k term of [`TopKLossSpec`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuxSpec<'a> {
+    /// The dead mask, `[S]`.
+    pub dead: &'a [bool],
+    /// `k` and the scale of the rule; `None` when there is no aux loss.
+    pub rule: Option<AuxK>,
+    /// The aux loss coefficient.
+    pub coefficient: f64,
+}
+
+impl TopKLossSpec<'_> {
+    /// `σ = coef · min(dead / k_aux, 1)` of the aux-k term (0 without it);
+    /// the aux entries are selected only when it is non-zero.
+    fn aux_scale(&self) -> f64 {
+        match self.aux {
+            Some(AuxSpec {
+                rule: Some(rule),
+                coefficient,
+                ..
+            }) => coefficient * rule.scale,
+            _ => 0.0,
+        }
+    }
 }
 
 /// What [`topk_loss`] returns: the tracked loss and, untracked, what a
 /// training step reports.
 #[derive(Debug, Clone)]
-pub(crate) struct TopKLoss<B: Backend> {
+pub struct TopKLoss<B: Backend> {
     /// `mse + aux`, `[1]`, tracked.
     pub loss: Tensor<B, 1>,
     /// `[1]`.
@@ -83,29 +110,25 @@ pub(crate) struct TopKLoss<B: Backend> {
     pub aux_loss: Tensor<B, 1>,
     /// `x̂`: `[B, D]`.
     pub sae_out: Tensor<B, 2>,
-    /// `f(v)` on the kept entries, zero elsewhere: `[B, S]`.
-    pub feature_acts: crate::StepLatents<B>,
+    /// The latents: `f(v)` on the kept entries where it is non-zero,
+    /// `[B, S]` (every stored value `≠ 0`).
+    pub latents: Csr,
     /// `v`: `[B, S]`.
     pub hidden_pre: Tensor<B, 2>,
     /// Firing summary of `feature_acts`.
-    pub firing: crate::Firing,
+    pub firing: Firing,
 }
 
 /// The TopK family's loss (see the module docs) for input `x` `[B, D]` (not
 /// differentiated), `W_enc` `[D, S]`, `b_enc` `[S]`, `W_dec` `[S, D]`, `b_dec`
-/// `[D]`. `select` picks the kept entries from `v` (row-major `[B, S]`),
-/// `aux_select` the aux-k entries (called only when `spec.aux_scale ≠ 0`).
-/// `None` when the fused operations are not available for `B`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn topk_loss<B: Backend>(
+/// `[D]`. `None` unless `B` is `Autodiff` of a CPU backend.
+pub fn topk_loss<B: Backend>(
     x: Tensor<B, 2>,
     w_enc: Tensor<B, 2>,
     b_enc: Tensor<B, 1>,
     w_dec: Tensor<B, 2>,
     b_dec: Tensor<B, 1>,
-    spec: TopKLossSpec,
-    select: &dyn Fn(&[f32]) -> Entries,
-    aux_select: &dyn Fn(&[f32]) -> Entries,
+    spec: TopKLossSpec<'_>,
 ) -> Option<TopKLoss<B>> {
     with_cpu_autodiff!(B, |I| cast(topk_ad::<I>(
         cast(x),
@@ -113,9 +136,7 @@ pub(crate) fn topk_loss<B: Backend>(
         cast(b_enc),
         cast(w_dec),
         cast(b_dec),
-        spec,
-        select,
-        aux_select
+        spec
     )))
 }
 
@@ -129,11 +150,13 @@ struct TopKState {
     /// `ρ = x̂ − x` and `δ` (empty without aux), `[B, D]`.
     resid: Arc<Vec<f32>>,
     aux_diff: Arc<Vec<f32>>,
-    kept: Arc<Entries>,
+    /// The kept entries (values: `v`).
+    kept: Arc<Csr>,
     /// Per kept entry: `a_e` and `f'(v_e)`.
     kept_a: Arc<Vec<f32>>,
     kept_slope: Arc<Vec<f32>>,
-    aux: Arc<Entries>,
+    /// The aux entries (values: `v`).
+    aux: Arc<Csr>,
     /// Per aux entry: `â_e`.
     aux_a: Arc<Vec<f32>>,
     aux_scale: f64,
@@ -145,8 +168,8 @@ impl fmt::Debug for TopKState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TopKState")
             .field("dims", &self.dims)
-            .field("kept", &self.kept.len())
-            .field("aux", &self.aux.len())
+            .field("kept", &self.kept.nnz())
+            .field("aux", &self.aux.nnz())
             .finish_non_exhaustive()
     }
 }
@@ -243,15 +266,15 @@ impl<I: Backend> Backward<I, 4> for TopKBackward {
 
 /// Per entry `e = (r, c)`: `scale · (x[r] · w[c])` for row-major `x`
 /// `[B, d]` and `w` `[S, d]`; rows in parallel.
-fn row_dots(ent: &Entries, scale: f32, x: &[f32], w: &[f32], d: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; ent.len()];
+fn row_dots(ent: &Csr, scale: f32, x: &[f32], w: &[f32], d: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; ent.nnz()];
     if ent.is_empty() {
         return out;
     }
-    let mut parts: Vec<(usize, &mut [f32])> = Vec::with_capacity(ent.batch);
+    let mut parts: Vec<(usize, &mut [f32])> = Vec::with_capacity(ent.n_rows());
     let mut rest = out.as_mut_slice();
-    for r in 0..ent.batch {
-        let n = (ent.row_offsets[r + 1] - ent.row_offsets[r]) as usize;
+    for r in 0..ent.n_rows() {
+        let n = ent.offsets()[r + 1] - ent.offsets()[r];
         let (head, tail) = rest.split_at_mut(n);
         parts.push((r, head));
         rest = tail;
@@ -260,8 +283,7 @@ fn row_dots(ent: &Entries, scale: f32, x: &[f32], w: &[f32], d: usize) -> Vec<f3
         .into_par_iter()
         .with_min_len(16)
         .for_each(|(r, part)| {
-            let e0 = ent.row_offsets[r] as usize;
-            let cols = &ent.cols[e0..e0 + part.len()];
+            let (cols, _) = ent.row(r);
             dot_gather(part, scale, &x[r * d..(r + 1) * d], cols, w, d);
         });
     out
@@ -277,22 +299,22 @@ struct Columns {
 }
 
 impl Columns {
-    fn new(ent: &Entries, a: &[f32], scale: f32, p: &[f32]) -> Self {
-        let width = ent.width;
+    fn new(ent: &Csr, a: &[f32], scale: f32, p: &[f32]) -> Self {
+        let width = ent.n_cols();
         let mut offsets = vec![0u32; width + 1];
-        for &c in &ent.cols {
+        for &c in ent.indices() {
             offsets[c as usize + 1] += 1;
         }
         for c in 0..width {
             offsets[c + 1] += offsets[c];
         }
         let mut cursor = offsets.clone();
-        let n = ent.len();
+        let n = ent.nnz();
         let (mut rows, mut sa, mut sp) = (vec![0u32; n], vec![0.0f32; n], vec![0.0f32; n]);
         let mut e = 0;
-        for r in 0..ent.batch {
-            for _ in ent.row_offsets[r]..ent.row_offsets[r + 1] {
-                let c = ent.cols[e] as usize;
+        for r in 0..ent.n_rows() {
+            for _ in ent.offsets()[r]..ent.offsets()[r + 1] {
+                let c = ent.indices()[e] as usize;
                 let k = cursor[c] as usize;
                 cursor[c] += 1;
                 rows[k] = r as u32;
@@ -316,20 +338,16 @@ impl Columns {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn topk_ad<I: Backend>(
     x: Tensor<Ad<I>, 2>,
     w_enc: Tensor<Ad<I>, 2>,
     b_enc: Tensor<Ad<I>, 1>,
     w_dec: Tensor<Ad<I>, 2>,
     b_dec: Tensor<Ad<I>, 1>,
-    spec: TopKLossSpec,
-    select: &dyn Fn(&[f32]) -> Entries,
-    aux_select: &dyn Fn(&[f32]) -> Entries,
+    spec: TopKLossSpec<'_>,
 ) -> TopKLoss<Ad<I>> {
     let [b, d] = x.dims();
     let s = w_enc.dims()[1];
-    let device = x.device();
     let x_i = x.inner();
     let (we, be, wd, bd) = (
         w_enc.into_primitive().tensor(),
@@ -379,33 +397,37 @@ fn topk_ad<I: Backend>(
             }
         });
         let bias: Vec<f32> = beh.iter().zip(&norms).map(|(&b, &n)| b * n).collect();
-        super::gemm_bias(&xp, &w, &bias, b, d, s)
+        gemm_bias(&xp, &w, &bias, b, d, s)
     } else {
-        super::gemm_bias(&xp, &w_enc_h, &beh, b, d, s)
+        gemm_bias(&xp, &w_enc_h, &beh, b, d, s)
     };
     let v: &[f32] = &pre;
-    let kept = select(v);
-    let aux = if spec.aux_scale != 0.0 {
-        aux_select(v)
-    } else {
-        Entries {
-            batch: b,
-            width: s,
-            row_offsets: vec![0; b + 1],
-            cols: Vec::new(),
+    let kept = spec.selection.select(v, b, s);
+    let aux_scale = spec.aux_scale();
+    let aux = match spec.aux {
+        Some(AuxSpec {
+            dead,
+            rule: Some(rule),
+            ..
+        }) if aux_scale != 0.0 => {
+            aux_entries(v, b, s, dead, (0, s), rule.k, spec.selection.is_abs())
         }
+        _ => Csr::zeros(b, s),
     };
-    let act = spec.activation;
-    let kept_vals: Vec<f32> = kept.iter().map(|(r, c)| v[r * s + c]).collect();
+    let act = spec.selection.activation();
+    let kept_vals = kept.values();
     let kept_a: Vec<f32> = kept
+        .indices()
         .iter()
-        .zip(&kept_vals)
-        .map(|((_, c), &p)| act.value(p) * inv_norm[c])
+        .zip(kept_vals)
+        .map(|(&c, &p)| act.value(p) * inv_norm[c as usize])
         .collect();
     let kept_slope: Vec<f32> = kept_vals.iter().map(|&p| act.slope(p)).collect();
     let aux_a: Vec<f32> = aux
+        .indices()
         .iter()
-        .map(|(r, c)| v[r * s + c] * inv_norm[c])
+        .zip(aux.values())
+        .map(|(&c, &p)| p * inv_norm[c as usize])
         .collect();
 
     // Decode, residuals and per-row loss sums.
@@ -420,9 +442,9 @@ fn topk_ad<I: Backend>(
     let mut row_sums = vec![(0.0f64, 0.0f64); b];
     {
         let wdh: &[f32] = &w_dec_h;
-        let decode_row = |ent: &Entries, a: &[f32], r: usize, o: &mut [f32]| {
-            let (e0, e1) = (ent.row_offsets[r] as usize, ent.row_offsets[r + 1] as usize);
-            axpy_gather(o, &a[e0..e1], &ent.cols[e0..e1], wdh, d);
+        let decode_row = |ent: &Csr, a: &[f32], r: usize, o: &mut [f32]| {
+            let (e0, e1) = (ent.offsets()[r], ent.offsets()[r + 1]);
+            axpy_gather(o, &a[e0..e1], &ent.indices()[e0..e1], wdh, d);
         };
         let mut aux_rows = aux_diff.chunks_mut(d.max(1));
         let rows: Vec<_> = out
@@ -453,22 +475,19 @@ fn topk_ad<I: Backend>(
             });
     }
     let mse = row_sums.iter().map(|s| s.0).sum::<f64>() / b.max(1) as f64;
-    let aux_loss = row_sums.iter().map(|s| s.1).sum::<f64>() / b.max(1) as f64 * spec.aux_scale;
+    let aux_loss = row_sums.iter().map(|s| s.1).sum::<f64>() / b.max(1) as f64 * aux_scale;
 
     // The latents (kept entries with a non-zero activation) and their
     // firing summary.
     let mut offsets = Vec::with_capacity(b + 1);
-    let mut cols = Vec::with_capacity(kept.len());
-    let mut values = Vec::with_capacity(kept.len());
+    let mut cols = Vec::with_capacity(kept.nnz());
+    let mut values = Vec::with_capacity(kept.nnz());
     offsets.push(0);
     let mut counts = vec![0u32; s];
     let mut min_pos = f32::INFINITY;
     for r in 0..b {
-        let (e0, e1) = (
-            kept.row_offsets[r] as usize,
-            kept.row_offsets[r + 1] as usize,
-        );
-        for (&c, &p) in kept.cols[e0..e1].iter().zip(&kept_vals[e0..e1]) {
+        let (idx, vals) = kept.row(r);
+        for (&c, &p) in idx.iter().zip(vals) {
             let a = act.value(p);
             if a != 0.0 {
                 cols.push(c);
@@ -481,8 +500,8 @@ fn topk_ad<I: Backend>(
         }
         offsets.push(cols.len());
     }
-    let latents = crate::Csr::from_parts_unchecked(s, offsets, cols, values);
-    let firing = crate::Firing {
+    let latents = Csr::from_parts_unchecked(s, offsets, cols, values);
+    let firing = Firing {
         counts,
         min_positive: min_pos.is_finite().then_some(min_pos),
     };
@@ -511,7 +530,7 @@ fn topk_ad<I: Backend>(
                 kept_slope: Arc::new(kept_slope),
                 aux: Arc::new(aux),
                 aux_a: Arc::new(aux_a),
-                aux_scale: spec.aux_scale,
+                aux_scale,
                 apply_b_dec: spec.apply_b_dec,
                 dims: (b, d, s),
             };
@@ -526,7 +545,7 @@ fn topk_ad<I: Backend>(
         mse_loss: t1(scalar(mse)),
         aux_loss: t1(scalar(aux_loss)),
         sae_out: t2(prim::<I, 2>(out, [b, d], &inner_device)),
-        feature_acts: crate::StepLatents::Sparse(Arc::new(latents), device),
+        latents,
         hidden_pre: t2(prim::<I, 2>(pre, [b, s], &inner_device)),
         firing,
     }

@@ -1,11 +1,18 @@
 //! Matryoshka losses (spec §10.5): prefix reconstructions of nested widths
 //! and the optional per-level aux-k loss.
 
+pub mod config;
+
+pub use config::MatryoshkaConfig;
+
 use burn::prelude::*;
 
-use super::topk::{aux_acts, count_dead, unscale};
-use super::LinearCore;
-use crate::ops::{normalize_out, row, sum_sq_mean, NormState};
+use synthsae_host::aux_k::{self, AuxK};
+
+use super::topk::{aux_acts, unscale};
+use crate::linear::LinearCore;
+use crate::normalize::{normalize_out, NormState};
+use crate::ops::{row, sum_sq_mean};
 
 /// Cumulative prefix reconstructions `x̂_w = b_dec + Σ_{levels ≤ w} z[:, prev..w] W_dec[prev..w]`
 /// (with `z / n` if rescaling), per-sample normalisation undone; one `[B, D]`
@@ -50,11 +57,11 @@ pub fn matryoshka_inner_losses<B: Backend>(
         .collect()
 }
 
-/// Per-level aux-k loss: for each level `[prev, w)` with dead latents, the
-/// top `min(D/2, dead_in_level)` dead `hidden_pre` of the level decoded with
-/// the row-normalised decoder slice (if rescaling), no bias, against the
-/// detached residual `x − x̂_w`; scaled by `min(dead_in_level / (D/2), 1)`,
-/// summed, times `coef`. `[1]`.
+/// Per-level aux-k loss (the rule of [`synthsae_host::aux_k`] per level): for
+/// each level `[prev, w)` with dead latents, the top `min(D/2, dead_in_level)`
+/// dead `hidden_pre` of the level decoded with the row-normalised decoder
+/// slice (if rescaling), no bias, against the detached residual `x − x̂_w`;
+/// scaled by `min(dead_in_level / (D/2), 1)`, summed, times `coef`. `[1]`.
 #[allow(clippy::too_many_arguments)]
 pub fn matryoshka_aux_loss<B: Backend>(
     core: &LinearCore<B>,
@@ -70,8 +77,8 @@ pub fn matryoshka_aux_loss<B: Backend>(
     let device = x.device();
     let zero = Tensor::zeros([1], &device);
     let Some(dead) = dead else { return zero };
-    let k_aux = x.dims()[1] / 2;
-    if count_dead(dead) == 0 || k_aux == 0 {
+    let d = x.dims()[1];
+    if AuxK::new(d, aux_k::count_dead(dead)).is_none() {
         return zero;
     }
     let w_dec = core.w_dec.val();
@@ -84,19 +91,16 @@ pub fn matryoshka_aux_loss<B: Backend>(
     for (w, partial) in prefix_reconstructions(core, z, widths, norms, st) {
         let len = w - prev;
         let level_dead = dead.clone().narrow(0, prev, len);
-        let n_dead = count_dead(&level_dead);
-        if n_dead > 0 {
-            let scale = (n_dead as f64 / k_aux as f64).min(1.0);
-            let k = k_aux.min(n_dead);
-            let residual = (x.clone() - partial).detach();
+        if let Some(rule) = AuxK::new(d, aux_k::count_dead(&level_dead)) {
+            let residual = aux_k::residual(x.clone(), partial);
             let acts = aux_acts(
                 hidden_pre.clone().narrow(1, prev, len),
                 &level_dead,
-                k,
+                rule.k,
                 false,
             );
             let recons = acts.matmul(scaled.clone().narrow(0, prev, len));
-            total = total + sum_sq_mean(recons - residual).mul_scalar(scale);
+            total = total + aux_k::fit_loss(recons, residual).mul_scalar(rule.scale);
         }
         prev = w;
     }

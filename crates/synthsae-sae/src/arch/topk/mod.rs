@@ -3,22 +3,35 @@
 //! optional decoder-norm rescaling, and the aux-k dead-latent loss shared by
 //! the whole TopK family.
 
+pub mod config;
+
+pub use config::TopKConfig;
+
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::IndexingUpdateOp;
 
-use super::{cached_state, LinearCore, NormCache};
-use crate::config::{InferenceArch, SaeConfig, TopKConfig, TrainingArch, TrainingSaeConfig};
-use crate::ops::{normalize_out, nth_largest_host, row, row_topk_mask, sum_sq_mean, to_vec};
+use synthsae_host::aux_k::{self, AuxK};
+use synthsae_host::inference::{host_path_ok, sparse_decode_host, topk_host};
+use synthsae_host::kept::Selection;
+use synthsae_host::select::nth_largest;
+use synthsae_host::sparse_forward::HostSelect;
+
+use crate::config::inference::{InferenceArch, SaeConfig};
+use crate::config::training::{TrainingArch, TrainingSaeConfig};
+use crate::cpu_train::{forward_train_cpu, TopKFamilySpec};
+use crate::linear::LinearCore;
+use crate::normalize::{cached_state, normalize_out, NormCache};
+use crate::ops::{row, row_topk_mask, sum_sq_mean, to_vec};
 use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 
 /// Per-row TopK activation on `[B, S]`: keep the k largest entries
 /// (relu applied), or with `abs` the k largest `|x|` with their sign.
 /// Untracked tensors on CPU backends take the host path
-/// ([`crate::host::topk_host`], same result).
+/// ([`synthsae_host::inference::topk_host`], same result).
 pub fn topk_activation<B: Backend>(hidden_pre: Tensor<B, 2>, k: usize, abs: bool) -> Tensor<B, 2> {
-    if crate::host::host_path_ok(&hidden_pre) {
-        return crate::host::topk_host(hidden_pre, k, abs);
+    if host_path_ok(&hidden_pre) {
+        return topk_host(hidden_pre, k, abs);
     }
     topk_activation_device(hidden_pre, k, abs)
 }
@@ -44,7 +57,7 @@ pub(crate) fn topk_activation_device<B: Backend>(
 ///
 /// Chosen by measurement, `cargo run --release -p synthsae-sae --example
 /// decode_density` (training forward + backward at B = 1024, S = 1024,
-/// D = 256 on `Autodiff<Flex>`, 2 shared cores, best of 10): k = 4 (0.39 %)
+/// D = 256 on `Autodiff<Flex>`, best of 10): k = 4 (0.39 %)
 /// sparse 31.4 ms vs dense 35.3 ms; k = 12 (1.2 %) 55.0 vs 37.7 ms; k = 32
 /// (3.1 %) 120 vs 37 ms. Burn's `select` / `select_assign` on `Flex` cost
 /// about 3 µs per active entry, so the sparse path only wins below ~0.5 %.
@@ -100,7 +113,7 @@ fn row_topk_select<B: Backend>(
     let mut scratch = host.clone();
     let kth: Vec<f32> = scratch
         .chunks_exact_mut(s)
-        .map(|r| nth_largest_host(r, k).unwrap_or(f32::NEG_INFINITY))
+        .map(|r| nth_largest(r, k).unwrap_or(f32::NEG_INFINITY))
         .collect();
     let mut act = Active::default();
     for (r, (row_keys, t)) in host.chunks_exact(s).zip(&kth).enumerate() {
@@ -121,11 +134,11 @@ fn row_topk_select<B: Backend>(
 /// The selected entries of `hidden_pre` `[B, S]` as a `[nnz]` vector
 /// (differentiable: the backward pass scatters into a `[B · S]` gradient).
 ///
-/// Measured alternative, not kept: recomputing `x'[r] · W_enc[:, c]` per
-/// entry would keep the encoder's backward sparse, but selecting columns of
-/// `W_enc` (or rows of its transposed view) gives strided tensors whose ops
-/// on `Flex` cost more than the dense encoder matmul they save
-/// (k = 12: 110 ms vs 38 ms dense).
+/// Not done here: recomputing `x'[r] · W_enc[:, c]` per entry would keep
+/// the encoder's backward sparse, but selecting columns of `W_enc` (or rows
+/// of its transposed view) gives strided tensors whose ops on `Flex` cost
+/// more than the dense encoder matmul they save (the CPU path,
+/// [`synthsae_host::autodiff::linear_sparse_grad`], does it on host buffers).
 pub fn sparse_pre<B: Backend>(hidden_pre: Tensor<B, 2>, act: &Active) -> Tensor<B, 1> {
     let [b, s] = hidden_pre.dims();
     let device = hidden_pre.device();
@@ -191,14 +204,6 @@ pub fn unscale<B: Backend>(z: Tensor<B, 2>, norms: Option<&Tensor<B, 1>>) -> Ten
     }
 }
 
-/// Number of dead latents (host sync).
-pub fn count_dead<B: Backend>(dead: &Tensor<B, 1, Bool>) -> usize {
-    to_vec(dead.clone().float())
-        .iter()
-        .filter(|&&v| v != 0.0)
-        .count()
-}
-
 /// Aux-k activations `[B, S]`: per row the `k` largest dead `hidden_pre`
 /// values (by value, or by `|·|` with `abs`), signed, no relu; zeros elsewhere.
 pub fn aux_acts<B: Backend>(
@@ -219,10 +224,10 @@ pub fn aux_acts<B: Backend>(
     hidden_pre * mask.float()
 }
 
-/// The TopK-family aux loss (`auxiliary_reconstruction_loss`, spec §10.3):
-/// `coef · min(dead/k_aux, 1) · mean_rows(Σ (ê − e)²)` with `e = x − x̂`
-/// detached, `k_aux = D / 2`, `ê` = aux-k activations decoded without `b_dec`.
-/// `[1]`; zero when there is no mask or no dead latent.
+/// The TopK-family aux loss (`auxiliary_reconstruction_loss`, the rule of
+/// [`synthsae_host::aux_k`]): `coef · min(dead/k_aux, 1) · mean_rows(Σ (ê − e)²)`
+/// with `e = x − x̂` detached, `ê` = aux-k activations decoded without
+/// `b_dec`. `[1]`; zero when there is no mask or no dead latent.
 #[allow(clippy::too_many_arguments)]
 pub fn topk_aux_loss<B: Backend>(
     x: Tensor<B, 2>,
@@ -237,17 +242,13 @@ pub fn topk_aux_loss<B: Backend>(
     let device = x.device();
     let zero = Tensor::zeros([1], &device);
     let Some(dead) = dead else { return zero };
-    let num_dead = count_dead(dead);
-    let k_aux = x.dims()[1] / 2;
-    if num_dead == 0 || k_aux == 0 {
+    let Some(rule) = AuxK::new(x.dims()[1], aux_k::count_dead(dead)) else {
         return zero;
-    }
-    let residual = (x - sae_out).detach();
-    let scale = (num_dead as f64 / k_aux as f64).min(1.0);
-    let k = k_aux.min(num_dead);
-    let acts = aux_acts(hidden_pre, dead, k, abs);
+    };
+    let residual = aux_k::residual(x, sae_out);
+    let acts = aux_acts(hidden_pre, dead, rule.k, abs);
     let recons = unscale(acts, norms).matmul(w_dec);
-    sum_sq_mean(recons - residual).mul_scalar(coef * scale)
+    aux_k::fit_loss(recons, residual).mul_scalar(coef * rule.scale)
 }
 
 /// Inference `topk` / `abstopk` SAE.
@@ -313,13 +314,13 @@ impl<B: Backend> Sae<B> for TopKSae<B> {
         let norms = rescale.then(|| self.core.norms());
         let z = unscale(z, norms.as_ref());
         let w = self.core.w_dec.val();
-        let lin = crate::host::sparse_decode_host(&z, &w).unwrap_or_else(|| z.matmul(w));
+        let lin = sparse_decode_host(&z, &w).unwrap_or_else(|| z.matmul(w));
         let out = lin + row(self.core.b_dec.val());
         normalize_out(out, &st)
     }
     fn forward_sparse(&self, x: Tensor<B, 2>) -> Option<crate::SparseForward<B>> {
         let (k, rescale, abs) = self.params();
-        let select = crate::host::HostSelect::TopK { k, abs };
+        let select = HostSelect::TopK { k, abs };
         self.core.forward_sparse(x, &self.cfg.base, select, rescale)
     }
     fn decoder_weights(&self) -> Tensor<B, 2> {
@@ -350,26 +351,24 @@ impl<B: Backend> TopKTrainingSae<B> {
     }
 
     /// Training forward: `mse_loss` and `auxiliary_reconstruction_loss`.
-    /// On CPU autodiff backends the fused sparse path runs
-    /// (`topk_fused`); the result is the same.
+    /// On CPU autodiff backends the host path runs
+    /// (`cpu_train`); the result is the same.
     pub fn forward_train(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let (c, abs) = self.arch();
-        let spec = super::topk_fused::FusedSpec {
-            selection: super::topk_fused::Selection::TopK { k: c.k, abs },
+        let spec = TopKFamilySpec {
+            selection: Selection::TopK { k: c.k, abs },
             rescale: c.rescale_acts_by_decoder_norm,
             aux_coefficient: c.aux_loss_coefficient,
             matryoshka: None,
         };
-        if let Some(out) =
-            super::topk_fused::forward_train_fused(&self.core, &self.cfg.base, &spec, input)
-        {
+        if let Some(out) = forward_train_cpu(&self.core, &self.cfg.base, &spec, input) {
             return out;
         }
         self.forward_train_generic(input)
     }
 
     /// The training forward as dense tensor operations, which every backend
-    /// runs (the fused path's reference in tests).
+    /// runs (the CPU path's reference in tests).
     pub(crate) fn forward_train_generic(&self, input: &TrainStepInput<B>) -> TrainStepOutput<B> {
         let (c, abs) = self.arch();
         let b = &self.cfg.base;
