@@ -28,9 +28,9 @@ use crate::correlation::{CorrelationMatrix, LowRankCorrelation};
 use crate::error::{bad_shape, invalid, Result};
 use crate::modifier::ActivationModifier;
 use crate::rng::{block_rng, normal, SampleRng};
-use synthsae_host::kernels::sampling::{
-    lowrank_dot, lowrank_dots, lowrank_gaps, tails, TailTables, DOT_LANES, GAP_ROWS, GAP_SUB,
-    GAP_TILE,
+use synthsae_host::kernels::{
+    lowrank_dot, lowrank_dots, lowrank_gaps, tails, GapOut, GapTile, TailTables, DOT_LANES,
+    GAP_ROWS, GAP_SUB, GAP_TILE,
 };
 use synthsae_host::Csr;
 
@@ -1377,16 +1377,20 @@ fn thin_low_rank_rows(
                 continue;
             }
             lowrank_gaps(
-                &mut gaps,
-                GAP_TILE,
-                &mut mins,
-                &mut hz,
-                &eps_rows[r0 * rank..(r0 + GAP_ROWS) * rank],
-                rank,
-                &plan.ft[base * rank..(base + GAP_TILE) * rank],
-                GAP_TILE,
-                plan.tau[base..base + GAP_TILE].try_into().expect("tile"),
-                plan.inv_s[base..base + GAP_TILE].try_into().expect("tile"),
+                &GapTile {
+                    eps: &eps_rows[r0 * rank..(r0 + GAP_ROWS) * rank],
+                    rank,
+                    ft: &plan.ft[base * rank..(base + GAP_TILE) * rank],
+                    stride: GAP_TILE,
+                    tau: plan.tau[base..base + GAP_TILE].try_into().expect("tile"),
+                    inv_s: plan.inv_s[base..base + GAP_TILE].try_into().expect("tile"),
+                },
+                &mut GapOut {
+                    gaps: &mut gaps,
+                    stride: GAP_TILE,
+                    mins: &mut mins,
+                    hz: &mut hz,
+                },
             );
             for r in r0..r1 {
                 let row_gaps = &gaps[(r - r0) * GAP_TILE..(r - r0 + 1) * GAP_TILE];

@@ -4,7 +4,8 @@
 //!   batches, sparse latents, kept entries);
 //! * [`backend`]: the one test of "is this a CPU backend";
 //! * [`view`]: tensor read-backs and zero-copy host views of Flex buffers;
-//! * [`kernels`]: the SIMD kernels, dispatched at run time.
+//! * [`kernels`]: the SIMD kernels, dispatched at run time, and
+//!   [`multiversioned!`], the one list of their instruction sets.
 //!
 //! Lower than every other synthsae crate: it knows tensors and buffers,
 //! not models, SAEs or training.
