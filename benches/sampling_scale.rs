@@ -134,7 +134,7 @@ fn scale_generator(n: usize) -> ActivationGenerator {
     let (p, _, _) = h.compensate(&base).expect("compensation");
     ActivationGenerator::new(n, p, 0.5f32, 4.5f32)
         .expect("generator")
-        .with_modifier(Arc::new(HierarchyModifier::new(h, n).expect("modifier")))
+        .with_hierarchy(Arc::new(HierarchyModifier::new(h, n).expect("modifier")))
         .expect("modifier")
 }
 

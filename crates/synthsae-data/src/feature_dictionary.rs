@@ -16,7 +16,7 @@ use crate::orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
 use crate::rng::{ChaChaSource, RandomSource};
-use synthsae_host::kernels::sampling::gather_sum;
+use synthsae_host::kernels::gather_sum;
 use synthsae_host::{try_to_vec, Csr};
 
 /// The bias setting as written in sae-lens configs: a bool or a norm.

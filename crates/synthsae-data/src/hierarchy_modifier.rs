@@ -19,9 +19,9 @@ use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
 use crate::error::{invalid, Result};
-use crate::generator::ActivationGenerator;
 use crate::hierarchy::{validate_hierarchy, Hierarchy, HierarchyNode};
 use crate::modifier::ActivationModifier;
+use crate::per_feature::FeatureParams;
 use crate::rng::{block_rng, SampleRng};
 use synthsae_host::Csr;
 
@@ -159,6 +159,22 @@ impl HierarchyModifier {
         self.group_owner.len()
     }
 
+    /// For each feature, the parent feature that must be active for it to
+    /// survive (`u32::MAX`: none), `[N]`: what the generator gates
+    /// sampling by ([`ActivationGenerator::with_hierarchy`](crate::ActivationGenerator::with_hierarchy)).
+    pub(crate) fn parents(&self) -> &[u32] {
+        &self.parent
+    }
+
+    /// For each feature `f`, whether at most one of its children survives
+    /// (its children are exactly the members of one mutually exclusive
+    /// group it owns): when `f` is active and several of its children are,
+    /// one of them, chosen uniformly at random, survives and the others
+    /// become zero (and so do their own children). `[N]`.
+    pub(crate) fn exclusive_children(&self) -> &[bool] {
+        &self.exclusive
+    }
+
     /// Applies the hierarchy to one row given as parallel slices (values are
     /// modified in place), with a scratch vector of `N` zeros (left zeroed).
     fn apply_row(
@@ -258,18 +274,18 @@ impl HierarchyModifier {
 }
 
 impl ActivationModifier for HierarchyModifier {
-    fn check(&self, generator: &ActivationGenerator) -> Result<()> {
-        if generator.num_features() != self.num_features {
+    fn check(&self, features: &FeatureParams) -> Result<()> {
+        if features.num_features() != self.num_features {
             return Err(invalid(
                 "hierarchy",
                 format!(
                     "built for {} features, generator has {}",
                     self.num_features,
-                    generator.num_features()
+                    features.num_features()
                 ),
             ));
         }
-        let mean = generator.mean_firing_magnitudes();
+        let mean = features.mean_firing_magnitudes();
         for (f, (&p, &r)) in self.parent.iter().zip(&self.rescale).enumerate() {
             if r && mean[p as usize] <= 0.0 {
                 return Err(invalid(
@@ -281,17 +297,9 @@ impl ActivationModifier for HierarchyModifier {
         Ok(())
     }
 
-    fn required_parents(&self) -> Option<&[u32]> {
-        Some(&self.parent)
-    }
-
-    fn exclusive_children(&self) -> Option<&[bool]> {
-        Some(&self.exclusive)
-    }
-
-    fn modify(&self, batch: &mut Csr, generator: &ActivationGenerator, rng: &mut SampleRng) {
+    fn modify(&self, batch: &mut Csr, features: &FeatureParams, rng: &mut SampleRng) {
         let key = rng.next_u64();
-        let mean = generator.mean_firing_magnitudes();
+        let mean = features.mean_firing_magnitudes();
         let offsets = batch.offsets().to_vec();
         let indices = batch.indices().to_vec();
         let bsz = batch.n_rows();
@@ -332,7 +340,6 @@ impl ActivationModifier for HierarchyModifier {
 mod tests {
     use super::*;
     use crate::rng::sample_rng;
-    use std::sync::Arc;
 
     fn node(f: usize, children: Vec<HierarchyNode>, me: bool, scale: bool) -> HierarchyNode {
         HierarchyNode::new(Some(f), children, me, scale).unwrap()
@@ -351,7 +358,7 @@ mod tests {
             node(3, vec![HierarchyNode::leaf(4)], false, true),
         ])
         .unwrap();
-        let g = ActivationGenerator::new(5, 0.5f32, 0.0f32, vec![1.0, 1.0, 1.0, 2.0, 1.0]).unwrap();
+        let g = FeatureParams::new(5, 0.5f32, 0.0f32, vec![1.0, 1.0, 1.0, 2.0, 1.0]).unwrap();
         let m = HierarchyModifier::new(h, 5).unwrap();
         // Row 0: parent 0 inactive → 1 and 2 zeroed; 3 = 1.831 → 4 scaled by 1.831 / 2.
         // Row 1: 0 active, 1 inactive → 2 zeroed; 3 inactive → 4 zeroed.
@@ -368,39 +375,6 @@ mod tests {
     }
 
     #[test]
-    fn mutual_exclusion_keeps_one_uniform_winner() {
-        // Root 0 (ME) with children 1, 2, 3; all always fire.
-        let h = Hierarchy::new(vec![node(
-            0,
-            vec![
-                HierarchyNode::leaf(1),
-                HierarchyNode::leaf(2),
-                HierarchyNode::leaf(3),
-            ],
-            true,
-            false,
-        )])
-        .unwrap();
-        let g = ActivationGenerator::new(4, 1.0f32, 0.0f32, 1.0f32).unwrap();
-        let g = g
-            .clone()
-            .with_modifier(Arc::new(HierarchyModifier::new(h, 4).unwrap()))
-            .unwrap();
-        let rows = 30_000;
-        let b = g.sample(rows, &mut sample_rng(Some(2)));
-        let mut wins = [0usize; 4];
-        for (idx, _) in b.rows() {
-            assert_eq!(idx.len(), 2, "root plus exactly one child");
-            assert_eq!(idx[0], 0);
-            wins[idx[1] as usize] += 1;
-        }
-        // Each child wins with probability 1/3: 5σ = 5·sqrt(n·(1/3)(2/3)) ≈ 408.
-        for w in &wins[1..] {
-            assert!((*w as f64 - rows as f64 / 3.0).abs() < 408.0, "{wins:?}");
-        }
-    }
-
-    #[test]
     fn organisational_nodes_pass_through() {
         // Org node (no feature) with ME children 1, 2 under root 0:
         // children are gated by 0 and mutually exclusive (an org owner is always live).
@@ -413,43 +387,12 @@ mod tests {
         .unwrap();
         let h = Hierarchy::new(vec![node(0, vec![org], false, false)]).unwrap();
         let m = HierarchyModifier::new(h, 3).unwrap();
-        let g = ActivationGenerator::new(3, 1.0f32, 0.0f32, 1.0f32).unwrap();
+        let g = FeatureParams::new(3, 1.0f32, 0.0f32, 1.0f32).unwrap();
         let mut b = Csr::from_parts(3, vec![0, 3, 5], vec![0, 1, 2, 1, 2], vec![1.0; 5]).unwrap();
         m.modify(&mut b, &g, &mut sample_rng(Some(1)));
         b.retain_positive();
         assert_eq!(b.row(0).0.len(), 2);
         assert_eq!(b.row(1).0.len(), 0);
-    }
-
-    #[test]
-    fn dense_and_sparse_paths_agree() {
-        use burn::backend::NdArray;
-        let cfg = crate::hierarchy::HierarchyConfig {
-            total_root_nodes: 3,
-            branching_factor: crate::hierarchy::BranchingFactor::Exact(3),
-            max_depth: 2,
-            mutually_exclusive_portion: 0.5,
-            scale_children_by_parent: true,
-            ..Default::default()
-        };
-        let h = crate::hierarchy::generate_hierarchy(40, &cfg, Some(1)).unwrap();
-        let g = ActivationGenerator::new(40, 0.4f32, 0.3f32, 1.5f32)
-            .unwrap()
-            .with_modifier(Arc::new(HierarchyModifier::new(h, 40).unwrap()))
-            .unwrap();
-        // An unmodified batch: same generator without the modifier.
-        let plain = ActivationGenerator::new(40, 0.4f32, 0.3f32, 1.5f32).unwrap();
-        let raw = plain.sample(200, &mut sample_rng(Some(4)));
-        let mut sparse = raw.clone();
-        g.apply_modifiers(&mut sparse, &mut sample_rng(Some(9)));
-        let dense = g
-            .apply_modifiers_dense::<NdArray>(
-                raw.to_tensor(&Default::default()),
-                &mut sample_rng(Some(9)),
-            )
-            .unwrap();
-        assert_eq!(Csr::from_tensor(dense).unwrap(), sparse);
-        assert!(sparse.nnz() < raw.nnz(), "the hierarchy removed entries");
     }
 
     #[test]
@@ -459,9 +402,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("out of range"), "{e}");
-        let g = ActivationGenerator::new(9, 0.1f32, 0.0f32, 1.0f32).unwrap();
         let m = HierarchyModifier::new(h, 8).unwrap();
-        let e = g.with_modifier(Arc::new(m)).unwrap_err().to_string();
+        let e = m
+            .check(&FeatureParams::new(9, 0.1f32, 0.0f32, 1.0f32).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("built for 8 features"), "{e}");
     }
 }

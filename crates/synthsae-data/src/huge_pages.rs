@@ -5,8 +5,8 @@
 //! reach (a few MiB) costs a page walk for nearly every row it reads, and at
 //! a million features (3 GiB) the page tables themselves no longer stay in
 //! cache. Backing the dictionary with 2 MiB pages removes most of those
-//! walks (measured in `docs/benchmarks.md`, 2026-12-03). Hand-written
-//! because it is two `madvise` calls: no crate wraps just this.
+//! walks. Hand-written because it is two `madvise` calls: no crate wraps
+//! just this.
 
 /// Buffers below this size are left alone: their 4 KiB pages fit the TLB's
 /// reach closely enough, and a collapse would cost more than it saves.

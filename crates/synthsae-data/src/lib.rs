@@ -20,6 +20,7 @@ pub mod magnitude;
 pub mod modifier;
 pub mod mt19937;
 pub mod orthogonalize;
+pub mod per_feature;
 pub mod presets;
 pub mod py_random;
 pub mod registry;
@@ -41,7 +42,7 @@ pub use firing::{
     linear_firing_probabilities, random_firing_probabilities, register_firing_probability,
     zipfian_firing_probabilities, FiringProbabilityConfig, FiringProbabilityGenerator,
 };
-pub use generator::{correlation_threshold, ActivationGenerator, Correlation, PerFeature};
+pub use generator::{correlation_threshold, ActivationGenerator, Correlation};
 pub use hierarchy::{
     generate_hierarchy, validate_hierarchy, BranchingFactor, Hierarchy, HierarchyConfig,
     HierarchyNode,
@@ -52,6 +53,7 @@ pub use modifier::{ActivationModifier, FnModifier};
 pub use orthogonalize::{
     orthogonalize_embeddings, OrthogonalizationConfig, OrthogonalizationReport,
 };
+pub use per_feature::{FeatureParams, PerFeature};
 pub use presets::{preset, PRESETS};
 pub use rng::{sample_rng, ChaChaSource, RandomSource, SampleRng};
 pub use superposition::{compute_superposition_stats, SuperpositionStats};

@@ -315,7 +315,7 @@ impl<B: Backend> SyntheticModel<B> {
         if let Some(h) = &hierarchy {
             if !h.roots.is_empty() {
                 generator = generator
-                    .with_modifier(std::sync::Arc::new(HierarchyModifier::new(h.clone(), n)?))?;
+                    .with_hierarchy(std::sync::Arc::new(HierarchyModifier::new(h.clone(), n)?))?;
             }
         }
         let host_dictionary = feature_dictionary.to_host()?;

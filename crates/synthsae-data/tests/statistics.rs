@@ -233,9 +233,9 @@ fn dense_copula_co_firing_matches_orthant_probability() {
 
 #[test]
 fn parent_first_copula_sampling_matches_fire_then_filter() {
-    // With a hierarchy as the first modifier the copula sampler skips children
-    // of parents that did not fire. Placing a no-op modifier first disables
-    // that shortcut; both must give the same distribution: per-feature rates
+    // With a hierarchy as the first step of the chain (`with_hierarchy`) the
+    // copula sampler skips children of parents that did not fire. Placing a
+    // no-op modifier first disables that shortcut; both must give the same distribution: per-feature rates
     // and parent/child co-firing agree within 5σ of the two-sample error.
     use std::sync::Arc;
     use synthsae_data::{
@@ -265,7 +265,7 @@ fn parent_first_copula_sampling_matches_fire_then_filter() {
                 .with_modifier(Arc::new(FnModifier::new("noop", |_, _, _| {})))
                 .unwrap();
         }
-        g.with_modifier(Arc::new(HierarchyModifier::new(h.clone(), n).unwrap()))
+        g.with_hierarchy(Arc::new(HierarchyModifier::new(h.clone(), n).unwrap()))
             .unwrap()
     };
     let rows = 100_000;
@@ -513,7 +513,7 @@ fn hierarchy_generator(low_rank: bool) -> ActivationGenerator {
         let lr = generate_random_low_rank_correlation_matrix(n, 4, 0.25, Some(3)).unwrap();
         g = g.with_correlation(Correlation::LowRank(lr)).unwrap();
     }
-    g.with_modifier(Arc::new(HierarchyModifier::new(h, n).unwrap()))
+    g.with_hierarchy(Arc::new(HierarchyModifier::new(h, n).unwrap()))
         .unwrap()
 }
 

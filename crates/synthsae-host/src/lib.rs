@@ -6,7 +6,8 @@
 //! * [`cosine`]: cosine-similarity matrices of host row sets by one gemm;
 //! * [`backend`]: the one test of "is this a CPU backend";
 //! * [`view`]: tensor read-backs and zero-copy host views of Flex buffers;
-//! * [`kernels`]: the SIMD kernels, dispatched at run time;
+//! * [`kernels`]: the SIMD kernels, dispatched at run time, and
+//!   [`multiversioned!`], the one list of their instruction sets;
 //! * [`select`]: order statistics on host rows (the TopK cut-offs);
 //! * [`kept`]: the kept entries of a TopK-family training step;
 //! * [`aux_k`]: the TopK family's aux-k rule;

@@ -1,13 +1,12 @@
-//! The inner loops of the fused operations, compiled for the host's vector
-//! width.
+//! Dense `f32` kernels of the SAE fast paths and host Adam: dot products,
+//! `axpy`, gathered axpy / dot over the rows of a `[_, d]` matrix, row
+//! norms, a tiled transpose and `f64` sums of squares.
 //!
-//! The workspace builds for the baseline x86-64 target (SSE2), so plain
-//! loops run four lanes wide; `multiversion` compiles each kernel for
-//! AVX-512 / AVX2 as well and picks one at run time. The kernels contain no
-//! fused multiply-adds and fix their summation order, so every target gives
-//! the same bits.
+//! Each loop is compiled for the host's vector width
+//! ([`multiversioned!`](crate::multiversioned), the list without FMA). The
+//! kernels contain no fused multiply-adds and fix their summation order, so
+//! every target gives the same bits.
 
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// `Σ a_i b_i` in sixteen partial sums (fixed order). Always inlined, so that
@@ -38,70 +37,58 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// `out += Σ_k coef[k] · src[idx[k]]` over rows of a row-major `[_, d]`
-/// matrix `src` (`out`: `[d]`), in the order of `idx`.
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-pub fn axpy_gather(out: &mut [f32], coef: &[f32], idx: &[u32], src: &[f32], d: usize) {
-    for (&a, &i) in coef.iter().zip(idx) {
-        let i = i as usize;
-        axpy(out, a, &src[i * d..(i + 1) * d]);
-    }
-}
-
-/// `out[k] = scale · (x · src[idx[k]])` over rows of a row-major `[_, d]`
-/// matrix `src` (`x`: `[d]`).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-pub fn dot_gather(out: &mut [f32], scale: f32, x: &[f32], idx: &[u32], src: &[f32], d: usize) {
-    for (o, &i) in out.iter_mut().zip(idx) {
-        let i = i as usize;
-        *o = scale * dot16(x, &src[i * d..(i + 1) * d]);
-    }
-}
-
-/// `‖row‖` of every row of a row-major `[_, d]` matrix (sixteen partial
-/// sums per row).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-pub fn row_norms(m: &[f32], d: usize) -> Vec<f32> {
-    m.chunks_exact(d.max(1))
-        .map(|r| dot16(r, r).sqrt())
-        .collect()
-}
-
-/// Output rows `c0..c0 + out.len() / rows` of [`transpose`], in 32 × 32
-/// tiles copied through a local buffer: the source rows are read
-/// contiguously (reading a column of a row-major matrix directly strides by
-/// whole pages, which maps every read to the same few L1 sets).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-fn transpose_band(m: &[f32], rows: usize, cols: usize, c0: usize, out: &mut [f32]) {
-    const T: usize = 32;
-    let band = out.len() / rows.max(1);
-    let mut tile = [[0.0f32; T]; T];
-    for r0 in (0..rows).step_by(T) {
-        let nr = (rows - r0).min(T);
-        for (k, t) in tile.iter_mut().enumerate().take(nr) {
-            let src = &m[(r0 + k) * cols + c0..(r0 + k) * cols + c0 + band];
-            t[..band].copy_from_slice(src);
+crate::multiversioned! {
+    /// `out += Σ_k coef[k] · src[idx[k]]` over rows of a row-major `[_, d]`
+    /// matrix `src` (`out`: `[d]`), in the order of `idx`.
+    pub fn axpy_gather(out: &mut [f32], coef: &[f32], idx: &[u32], src: &[f32], d: usize) {
+        for (&a, &i) in coef.iter().zip(idx) {
+            let i = i as usize;
+            axpy(out, a, &src[i * d..(i + 1) * d]);
         }
-        for c in 0..band {
-            let o = &mut out[c * rows + r0..c * rows + r0 + nr];
-            for (k, v) in o.iter_mut().enumerate() {
-                *v = tile[k][c];
+    }
+}
+
+crate::multiversioned! {
+    /// `out[k] = scale · (x · src[idx[k]])` over rows of a row-major `[_, d]`
+    /// matrix `src` (`x`: `[d]`).
+    pub fn dot_gather(out: &mut [f32], scale: f32, x: &[f32], idx: &[u32], src: &[f32], d: usize) {
+        for (o, &i) in out.iter_mut().zip(idx) {
+            let i = i as usize;
+            *o = scale * dot16(x, &src[i * d..(i + 1) * d]);
+        }
+    }
+}
+
+crate::multiversioned! {
+    /// `‖row‖` of every row of a row-major `[_, d]` matrix (sixteen partial
+    /// sums per row).
+    pub fn row_norms(m: &[f32], d: usize) -> Vec<f32> {
+        m.chunks_exact(d.max(1))
+            .map(|r| dot16(r, r).sqrt())
+            .collect()
+    }
+}
+
+crate::multiversioned! {
+    /// Output rows `c0..c0 + out.len() / rows` of [`transpose`], in 32 × 32
+    /// tiles copied through a local buffer: the source rows are read
+    /// contiguously (reading a column of a row-major matrix directly strides by
+    /// whole pages, which maps every read to the same few L1 sets).
+    fn transpose_band(m: &[f32], rows: usize, cols: usize, c0: usize, out: &mut [f32]) {
+        const T: usize = 32;
+        let band = out.len() / rows.max(1);
+        let mut tile = [[0.0f32; T]; T];
+        for r0 in (0..rows).step_by(T) {
+            let nr = (rows - r0).min(T);
+            for (k, t) in tile.iter_mut().enumerate().take(nr) {
+                let src = &m[(r0 + k) * cols + c0..(r0 + k) * cols + c0 + band];
+                t[..band].copy_from_slice(src);
+            }
+            for c in 0..band {
+                let o = &mut out[c * rows + r0..c * rows + r0 + nr];
+                for (k, v) in o.iter_mut().enumerate() {
+                    *v = tile[k][c];
+                }
             }
         }
     }
@@ -131,31 +118,41 @@ pub fn sum_squares(v: &[f32]) -> f64 {
         .sum()
 }
 
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-pub fn sum_squares_block(v: &[f32]) -> f64 {
-    let mut acc = [0.0f64; 16];
-    let chunks = v.chunks_exact(16);
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|&x| (x as f64) * (x as f64))
-        .sum();
-    for c in chunks {
-        for k in 0..16 {
-            let x = c[k] as f64;
-            acc[k] += x * x;
+crate::multiversioned! {
+    /// `Σ v²` of one block in f64, in sixteen partial sums (fixed order);
+    /// [`sum_squares`] adds the blocks.
+    pub fn sum_squares_block(v: &[f32]) -> f64 {
+        let mut acc = [0.0f64; 16];
+        let chunks = v.chunks_exact(16);
+        let tail: f64 = chunks
+            .remainder()
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum();
+        for c in chunks {
+            for k in 0..16 {
+                let x = c[k] as f64;
+                acc[k] += x * x;
+            }
         }
+        acc.iter().sum::<f64>() + tail
     }
-    acc.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axpy_adds_a_scaled_row() {
+        let mut y = vec![1.0f32; 37];
+        let x: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        axpy(&mut y, 2.0, &x);
+        assert!(y
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == 1.0 + 2.0 * i as f32));
+    }
 
     #[test]
     fn kernels_equal_scalar_loops() {
