@@ -42,8 +42,7 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
-use crate::error::{invalid, Result};
-use crate::EvalError;
+use crate::error::{invalid, EvalError, Result};
 
 const NONE: u32 = u32::MAX;
 

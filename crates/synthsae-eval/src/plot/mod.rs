@@ -90,7 +90,7 @@ macro_rules! render_to {
         let format = $crate::plot::PlotFormat::from_path(path)?;
         $crate::plot::register_fonts()?;
         let tmp = $crate::plot::temp_path(path)?;
-        let res: $crate::Result<()> = match format {
+        let res: $crate::error::Result<()> = match format {
             $crate::plot::PlotFormat::Png => {
                 let $root = plotters::prelude::BitMapBackend::new(&tmp, $size).into_drawing_area();
                 $body.and_then(|_| {
