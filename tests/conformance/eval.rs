@@ -12,7 +12,7 @@ use synthsae::eval::{
     SaeWeights, SyntheticDataEvalResult,
 };
 use synthsae::sae::arch::topk::TopKSae;
-use synthsae::sae::arch::LinearCore;
+use synthsae::sae::linear::LinearCore;
 use synthsae::sae::ops::param;
 use synthsae::sae::{AnySae, AnyTrainingSae, TrainingSaeConfig};
 

@@ -387,7 +387,7 @@ fn margin<R: Backend>(cfg: &TrainingSaeConfig, dir: &Path, x: &[f32], obs: &Obse
             };
             let w = &g.weights;
             let base = &cfg.base;
-            let (xp, _) = synthsae::sae::arch::process_in(
+            let (xp, _) = synthsae::sae::linear::process_in(
                 tensor2::<R>(x, [BATCH, D_IN], &Default::default()),
                 base.normalize_activations,
                 base.apply_b_dec_to_input,

@@ -1,6 +1,11 @@
 //! Correlation structures for the Gaussian copula (sae-lens `correlation.py`
 //! and the correlation half of `stats.py`).
 //!
+//! Longer than most files (about 850 lines) because its tests, a quarter of
+//! it, sit beside the code, and because the dense and low-rank forms share
+//! their validation, repair and random generators, which would otherwise
+//! import each other across files.
+//!
 //! Two forms exist: a dense `[N, N]` matrix ([`CorrelationMatrix`]) for small
 //! `N`, and a low-rank factor ([`LowRankCorrelation`], `C = F Fᵀ + diag(d)`)
 //! that never materialises `N × N` and scales to hundreds of thousands of

@@ -2,6 +2,10 @@
 //! only fire when its parent fires, optionally with mutually exclusive
 //! siblings and children scaled by their parent's value.
 //!
+//! Longer than most files (about 750 lines) because its tests, a quarter of
+//! it, sit beside the code; the code is one concept, the tree and its
+//! generation.
+//!
 //! This module holds the tree ([`HierarchyNode`]), its JSON forms, validation,
 //! the random generator ([`HierarchyConfig`], [`generate_hierarchy`], drawing
 //! with CPython's `random` as sae-lens does) and probability compensation.

@@ -18,7 +18,6 @@
 
 use std::mem::MaybeUninit;
 
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// The constants of one Adam step in `f32`, shared by every parameter of
@@ -138,28 +137,25 @@ fn flush_subnormal(x: f32) -> f32 {
     }
 }
 
-/// [`AdamRule::apply`] on one chunk, compiled for the host's vector width
-/// (the workspace targets baseline x86-64). No fused multiply-adds: the
-/// same bits on every target.
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-fn adam_chunk(rule: &AdamRule, out: [&mut [MaybeUninit<f32>]; 3], inp: [&[f32]; 4]) {
-    let r = *rule;
-    let [po, mo, vo] = out;
-    let [p, g, m, v] = inp;
-    let outs = po.iter_mut().zip(mo.iter_mut().zip(vo.iter_mut()));
-    let ins = p.iter().zip(g).zip(m.iter().zip(v));
-    for ((po, (mo, vo)), ((&p, &g), (&m, &v))) in outs.zip(ins) {
-        let g = g * r.scale;
-        let m = flush_subnormal(m * r.beta1 + g * r.one_minus_beta1);
-        let v = flush_subnormal(v * r.beta2 + g * g * r.one_minus_beta2);
-        let denom = v.sqrt() / r.bias2_sqrt + r.epsilon;
-        po.write(p - m / denom * r.step_size);
-        mo.write(m);
-        vo.write(v);
+crate::multiversioned! {
+    /// [`AdamRule::apply`] on one chunk, compiled for the host's vector width
+    /// (the workspace targets baseline x86-64). No fused multiply-adds: the
+    /// same bits on every target.
+    fn adam_chunk(rule: &AdamRule, out: [&mut [MaybeUninit<f32>]; 3], inp: [&[f32]; 4]) {
+        let r = *rule;
+        let [po, mo, vo] = out;
+        let [p, g, m, v] = inp;
+        let outs = po.iter_mut().zip(mo.iter_mut().zip(vo.iter_mut()));
+        let ins = p.iter().zip(g).zip(m.iter().zip(v));
+        for ((po, (mo, vo)), ((&p, &g), (&m, &v))) in outs.zip(ins) {
+            let g = g * r.scale;
+            let m = flush_subnormal(m * r.beta1 + g * r.one_minus_beta1);
+            let v = flush_subnormal(v * r.beta2 + g * g * r.one_minus_beta2);
+            let denom = v.sqrt() / r.bias2_sqrt + r.epsilon;
+            po.write(p - m / denom * r.step_size);
+            mo.write(m);
+            vo.write(v);
+        }
     }
 }
 

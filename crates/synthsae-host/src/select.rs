@@ -3,8 +3,6 @@
 //! the generic tensor path and of the CPU fast paths share them, so both
 //! find the same cut-off.
 
-use multiversion::multiversion;
-
 /// The `k`-th largest of `key(v)` over `row` (`1 ≤ k ≤ row.len()`), exact,
 /// using `scratch` as working memory.
 ///
@@ -50,40 +48,37 @@ pub fn nth_largest(values: &mut [f32], n: usize) -> Option<f32> {
     Some(*nth)
 }
 
-/// Appends to `out` the indices `c` with `row[c] ≥ lo` (`|row[c]| ≥ lo`
-/// with `abs`), in increasing order; NaN never passes. Compares 64 entries
-/// at a time into byte flags (vectorised), then visits only the set flags
-/// eight at a time (a scalar compare-and-push loop does not vectorise, and
-/// it runs over every pre-activation of a TopK row).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-pub fn indices_at_least(row: &[f32], lo: f32, abs: bool, out: &mut Vec<u32>) {
-    const BLOCK: usize = 64;
-    let passes = |v: f32| if abs { v.abs() >= lo } else { v >= lo };
-    let mut flags = [0u8; BLOCK];
-    let chunks = row.chunks_exact(BLOCK);
-    let tail = chunks.remainder();
-    for (i, chunk) in chunks.enumerate() {
-        for (f, &v) in flags.iter_mut().zip(chunk) {
-            *f = passes(v) as u8;
-        }
-        for g in 0..BLOCK / 8 {
-            let bytes: [u8; 8] = flags[g * 8..g * 8 + 8].try_into().expect("8 bytes");
-            // Each flag byte is 0 or 1: one set bit per passing entry.
-            let mut word = u64::from_le_bytes(bytes);
-            while word != 0 {
-                out.push((i * BLOCK + g * 8) as u32 + word.trailing_zeros() / 8);
-                word &= word - 1;
+crate::multiversioned! {
+    /// Appends to `out` the indices `c` with `row[c] ≥ lo` (`|row[c]| ≥ lo`
+    /// with `abs`), in increasing order; NaN never passes. Compares 64 entries
+    /// at a time into byte flags (vectorised), then visits only the set flags
+    /// eight at a time (a scalar compare-and-push loop does not vectorise, and
+    /// it runs over every pre-activation of a TopK row).
+    pub fn indices_at_least(row: &[f32], lo: f32, abs: bool, out: &mut Vec<u32>) {
+        const BLOCK: usize = 64;
+        let passes = |v: f32| if abs { v.abs() >= lo } else { v >= lo };
+        let mut flags = [0u8; BLOCK];
+        let chunks = row.chunks_exact(BLOCK);
+        let tail = chunks.remainder();
+        for (i, chunk) in chunks.enumerate() {
+            for (f, &v) in flags.iter_mut().zip(chunk) {
+                *f = passes(v) as u8;
+            }
+            for g in 0..BLOCK / 8 {
+                let bytes: [u8; 8] = flags[g * 8..g * 8 + 8].try_into().expect("8 bytes");
+                // Each flag byte is 0 or 1: one set bit per passing entry.
+                let mut word = u64::from_le_bytes(bytes);
+                while word != 0 {
+                    out.push((i * BLOCK + g * 8) as u32 + word.trailing_zeros() / 8);
+                    word &= word - 1;
+                }
             }
         }
-    }
-    let start = row.len() - tail.len();
-    for (j, &v) in tail.iter().enumerate() {
-        if passes(v) {
-            out.push((start + j) as u32);
+        let start = row.len() - tail.len();
+        for (j, &v) in tail.iter().enumerate() {
+            if passes(v) {
+                out.push((start + j) as u32);
+            }
         }
     }
 }

@@ -5,7 +5,6 @@
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::csr::Csr;
@@ -145,38 +144,29 @@ pub fn sparse_forward_host<B: Backend>(
 // them into FMAs), so every target gives the same bits as the plain loops
 // of the dense path.
 
-/// `out = a + b` (element-wise).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-fn add_into(out: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-        *o = a + b;
+crate::multiversioned! {
+    /// `out = a + b` (element-wise).
+    fn add_into(out: &mut [f32], a: &[f32], b: &[f32]) {
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = a + b;
+        }
     }
 }
 
-/// `row *= scale` (element-wise).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-fn mul_assign(row: &mut [f32], scale: &[f32]) {
-    for (v, &s) in row.iter_mut().zip(scale) {
-        *v *= s;
+crate::multiversioned! {
+    /// `row *= scale` (element-wise).
+    fn mul_assign(row: &mut [f32], scale: &[f32]) {
+        for (v, &s) in row.iter_mut().zip(scale) {
+            *v *= s;
+        }
     }
 }
 
-/// `y += a · x` ([`dense::axpy`], inlined into each target's copy).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512vl+avx512bw+avx512dq",
-    "x86_64+avx2",
-    "aarch64+neon"
-))]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    dense::axpy(y, a, x);
+crate::multiversioned! {
+    /// `y += a · x` ([`dense::axpy`], inlined into each target's copy).
+    fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+        dense::axpy(y, a, x);
+    }
 }
 
 /// Working memory of [`select_row`], reused across the rows of a thread.

@@ -3,6 +3,10 @@
 //! serves the endpoints this crate uses, with the hub's headers and error
 //! codes, and can inject faults (truncated or corrupted transfers).
 //!
+//! Long (about 800 lines) because it is one self-contained server: routing,
+//! the download, upload, LFS and commit endpoints and fault injection share
+//! its in-memory repository state.
+//!
 //! Enabled by the `emulator` feature; self-contained (it uses nothing else
 //! from this crate) so the crate's own integration tests include it by path.
 //!

@@ -14,7 +14,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use synthsae_sae::arch::topk::{sparse_decode, sparse_pre, topk_activation_sparse};
-use synthsae_sae::arch::LinearCore;
+use synthsae_sae::linear::LinearCore;
 
 type B = Autodiff<Flex>;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{plot_err, render_to, FONT};
+use super::render::{plot_err, render_to, FONT};
 use crate::error::{invalid, EvalError, Result};
 
 /// A parsed metrics log: for every numeric key (first-seen order), its

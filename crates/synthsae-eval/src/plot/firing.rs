@@ -5,7 +5,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{plot_err, render_to, FONT};
+use super::render::{plot_err, render_to, FONT};
 use crate::error::{invalid, Result};
 
 /// Options of [`plot_firing_rate_histogram`].

@@ -13,7 +13,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{plot_err, render_to, FONT};
+use super::render::{plot_err, render_to, FONT};
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, Result};
 use crate::mcc::best_feature_ordering;
@@ -132,7 +132,7 @@ pub fn plot_feature_similarity(
     } else {
         (0..sim.rows()).collect()
     };
-    let svg = super::PlotFormat::from_path(path)? == super::PlotFormat::Svg;
+    let svg = super::render::PlotFormat::from_path(path)? == super::render::PlotFormat::Svg;
     let budget = options
         .max_cells
         .unwrap_or(if svg { 200 } else { 1000 })

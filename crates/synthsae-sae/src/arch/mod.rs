@@ -13,7 +13,3 @@ pub mod matching_pursuit;
 pub mod matryoshka;
 pub mod standard;
 pub mod topk;
-
-/// Re-exported from [`crate::linear`], where they live, for callers that
-/// name them by their former path.
-pub use crate::linear::{process_in, LinearCore};
