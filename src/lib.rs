@@ -11,6 +11,7 @@ pub mod backend;
 
 pub use synthsae_data as data;
 pub use synthsae_eval as eval;
+pub use synthsae_host as host;
 pub use synthsae_hub as hub;
 pub use synthsae_sae as sae;
 pub use synthsae_train as train;
