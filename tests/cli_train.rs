@@ -151,8 +151,8 @@ fn library_warnings_are_printed_and_rust_log_filters_them() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.lines()
-            .any(|l| l.starts_with("warning: autocast_sae / autocast_data are ignored")),
+        err.lines().any(|l| l
+            .starts_with("warning: autocast_sae / autocast_data: this run computes in float32")),
         "{err}"
     );
     let o = run("error");

@@ -26,7 +26,7 @@ use crate::optim::AdamState;
 use crate::tuner::L0Tuner;
 
 /// Version tag of `trainer_state.json`.
-pub const STATE_FORMAT: &str = "synthsae-trainer-state/1";
+pub const STATE_FORMAT: &str = "synthsae-trainer-state/2";
 
 /// Name of the JSON part of the trainer state.
 pub const STATE_JSON: &str = "trainer_state.json";

@@ -7,9 +7,11 @@
 //! * [`schedule`]: learning-rate schedules (§8.5);
 //! * [`optim`]: Adam with global gradient-norm clipping and a saveable state;
 //! * [`data`]: addressable, prefetched batches from the sparse sampler;
-//! * [`tuner`]: the optional L0 auto-tuner;
+//! * [`tuner`]: the optional L0 auto-tuners (the published rate-damped one
+//!   and a log-integral one);
 //! * [`trainer`]: the training loop, statistics and checkpoints;
 //! * [`checkpoint`]: checkpoint files, written atomically;
+//! * [`recipe`]: the SynthSAEBench recipes and published rows;
 //! * [`runner_config`], [`runner`]: sae-lens's `SyntheticSAERunnerConfig` and
 //!   the runner that writes sae-lens's output layout.
 //!
@@ -20,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod optim;
+pub mod recipe;
 pub mod runner;
 pub mod runner_config;
 pub mod schedule;
@@ -30,8 +33,11 @@ pub use config::TrainerConfig;
 pub use data::{Batch, BatchSampler};
 pub use error::{Result, TrainError};
 pub use optim::{Adam, AdamSettings, AdamState};
+pub use recipe::SynthSaeBenchRecipe;
 pub use runner::{build_model, run, RunObserver, RunnerResult, Silent};
 pub use runner_config::{LoggingConfig, ModelSpec, RunnerConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{CheckpointSae, NoHooks, Progress, TrainOutcome, Trainer, TrainerHooks};
-pub use tuner::{L0Tuner, L0TunerConfig};
+pub use tuner::{
+    ControllerSettings, L0Tuner, L0TunerConfig, LogIntegralSettings, RateDampedSettings,
+};

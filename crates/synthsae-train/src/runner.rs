@@ -180,7 +180,7 @@ pub fn run<B: AutodiffBackend>(
         cfg.sae.set_d_in(hidden_dim)?;
     }
     if cfg.autocast_sae || cfg.autocast_data {
-        log::warn!("autocast_sae / autocast_data are ignored: synthsae trains in float32");
+        log::warn!("{}", autocast_warning::<B>());
     }
     let sampler = BatchSampler::new(
         model.generator().clone(),
@@ -225,6 +225,26 @@ pub fn run<B: AutodiffBackend>(
         num_dead_features: outcome.num_dead_features,
         train_seconds,
     })
+}
+
+/// The one line a run with `autocast_sae` / `autocast_data` prints: the
+/// run computes in float32. On CPU backends that is the faster choice
+/// (bf16 GEMM without native bf16 instructions is emulated; see
+/// `docs/benchmarks.md`); on GPU backends bf16 autocast is not implemented.
+pub fn autocast_warning<B: burn::prelude::Backend>() -> String {
+    if synthsae_host::backend::is_cpu::<B>() {
+        format!(
+            "autocast_sae / autocast_data: this run computes in float32 on the CPU backend `{}` \
+             (bf16 is not faster there)",
+            B::name(&Default::default())
+        )
+    } else {
+        format!(
+            "autocast_sae / autocast_data: bf16 autocast is not implemented on `{}`; this run \
+             computes in float32",
+            B::name(&Default::default())
+        )
+    }
 }
 
 /// The trainer of a run: resumed from `resume`, or with a freshly

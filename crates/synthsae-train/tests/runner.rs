@@ -144,6 +144,96 @@ fn batchtopk_run_exports_jumprelu_and_resumes_bit_identically() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// A Standard SAE steered by the rate-damped tuner: the tuner's multiplier
+/// reaches the L1 coefficient within the run (the coefficient logged after
+/// `start_step` departs from the bare schedule), and a run resumed from a
+/// checkpoint ends with the same weights and the same tuner state.
+#[test]
+fn tuned_standard_run_moves_its_coefficient_and_resumes_bit_identically() {
+    let out = scratch("tuned");
+    let mut model_cfg = synthsae_data::SyntheticModelConfig::new(64, 24);
+    model_cfg.seed = Some(3);
+    let base = serde_json::json!({
+        "synthetic_model": serde_json::to_value(&model_cfg).unwrap(),
+        "sae": {"architecture": "standard", "d_in": 24, "d_sae": 64,
+                "l1_coefficient": 2.0, "l1_warm_up_steps": 10},
+        "training_samples": 40 * 256,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "eval_samples": 1024,
+        "n_checkpoints": 2,
+        "seed": 5,
+        "log_every": 1,
+        // A large gain so that 30 steps move the multiplier visibly; the
+        // target (1 latent) is far below a fresh SAE's L0, so it rises.
+        "l0_tuner": {"target_l0": 1.0, "start_step": 10, "integral_gain": 0.05},
+    });
+    let with_paths = |name: &str| {
+        let mut v = base.clone();
+        v["output_path"] = out.join(name).join("output").display().to_string().into();
+        v["checkpoint_path"] = out.join(name).join("ckpt").display().to_string().into();
+        RunnerConfig::from_value(v).unwrap()
+    };
+    let device = Default::default();
+    let cfg = with_paths("a");
+    let model: SyntheticModel<Inner> = build_model(&cfg.synthetic_model, &device).unwrap();
+    run::<B>(cfg, &model, &device, None, &mut Silent).unwrap();
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(out.join("a/output/metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let coefficient = |step: u64| {
+        records
+            .iter()
+            .find(|r| r["step"] == step)
+            .and_then(|r| r["details/l1_coefficient"].as_f64())
+            .unwrap()
+    };
+    // Warm-up: 2.0 · step / 10, untouched by the tuner before step 10.
+    assert_eq!(coefficient(5), 1.0);
+    assert_eq!(coefficient(10), 2.0);
+    // Step 11 uses the multiplier after step 10's update: larger than 1.
+    assert!(coefficient(11) > 2.0, "{}", coefficient(11));
+    assert!(coefficient(39) > coefficient(11), "{}", coefficient(39));
+
+    let first_ckpt = std::fs::read_dir(out.join("a/ckpt"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .parse::<u64>()
+                .is_ok()
+        })
+        .min()
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(first_ckpt.join("trainer_state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["tuner"]["state"]["kind"], "rate_damped");
+    assert!(state["tuner"]["state"]["multiplier"].as_f64().unwrap() > 1.0);
+    run::<B>(
+        with_paths("b"),
+        &model,
+        &device,
+        Some(&first_ckpt),
+        &mut Silent,
+    )
+    .unwrap();
+    let a = std::fs::read(out.join("a/output/sae_weights.safetensors")).unwrap();
+    let b = std::fs::read(out.join("b/output/sae_weights.safetensors")).unwrap();
+    assert!(
+        a == b,
+        "resumed tuned run differs from the uninterrupted one"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 #[test]
 fn model_sources_must_exist() {
     let device = Default::default();

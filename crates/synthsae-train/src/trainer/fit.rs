@@ -325,10 +325,8 @@ impl<B: AutodiffBackend> Setup<B> {
     }
 }
 
-/// The steered coefficient and its factor, as the L0 tuner stands when
-/// `fit` starts; every step of the call uses this factor (the tuner's
-/// updates during the call reach the coefficients only through a
-/// checkpoint that is resumed).
+/// The steered coefficient and the factor the L0 tuner holds now (after
+/// the batches of all earlier steps).
 pub(super) fn tuned_coefficient<B: AutodiffBackend>(state: &RunState<B>) -> Option<(String, f64)> {
     state
         .tuner

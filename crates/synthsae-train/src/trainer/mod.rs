@@ -227,7 +227,6 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
             mut state,
         } = self;
         setup.prepare_scaling(&sae, &mut state)?;
-        let tuned = tuned_coefficient(&state);
         let mut prefetch = setup.prefetch(&state);
         let meter = Meter::start(&setup, &state);
         let mut checkpoints = Vec::new();
@@ -236,7 +235,7 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
             state.start_window_if_due(step, setup.cfg.feature_sampling_window);
             let batch = setup.next_batch(prefetch.as_mut(), step)?;
             let last_good = (sae.clone(), state.clone());
-            let plan = setup.plan(step, tuned.as_ref());
+            let plan = setup.plan(step, tuned_coefficient(&state).as_ref());
             let x = setup.input(batch, &sae, &state);
             let StepOutput {
                 sae: trained,

@@ -78,7 +78,7 @@ impl<B: AutodiffBackend> RunState<B> {
     /// Ends a step whose batch had mean L0 `batch_l0`.
     pub(super) fn finish_step(&mut self, batch_l0: f64) {
         if let Some(t) = self.tuner.as_mut() {
-            t.update(batch_l0);
+            t.update(self.n_training_steps, batch_l0);
         }
         self.n_training_steps += 1;
     }
@@ -200,8 +200,10 @@ impl<B: AutodiffBackend> RunState<B> {
         );
         self.scaling_factor = j.scaling_factor;
         self.scaling_estimated = true;
-        if j.tuner.is_some() {
-            self.tuner = j.tuner.clone();
+        if let Some(t) = &j.tuner {
+            t.check_consistent()
+                .map_err(|reason| TrainError::checkpoint(dir, reason))?;
+            self.tuner = Some(t.clone());
         }
         self.remaining_checkpoints = j.remaining_checkpoints.clone();
         Ok(())
