@@ -1,5 +1,7 @@
 //! End-to-end runs of the runner with real architectures.
 
+use std::path::{Path, PathBuf};
+
 use burn::backend::{Autodiff, Flex};
 use synthsae_data::{preset, SyntheticModel};
 use synthsae_sae::AnySae;
@@ -12,6 +14,31 @@ fn scratch(name: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("synthsae-runner-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
     p
+}
+
+/// `base` with its output and checkpoints under `out/name`.
+fn with_paths(base: &serde_json::Value, out: &Path, name: &str) -> RunnerConfig {
+    let mut v = base.clone();
+    v["output_path"] = out.join(name).join("output").display().to_string().into();
+    v["checkpoint_path"] = out.join(name).join("ckpt").display().to_string().into();
+    RunnerConfig::from_value(v).unwrap()
+}
+
+/// The checkpoint with the fewest samples under `dir` (numbered folders only).
+fn first_checkpoint(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .parse::<u64>()
+                .is_ok()
+        })
+        .min()
+        .unwrap()
 }
 
 /// The seed document's tutorial: 16 features in 32 dimensions, a standard SAE
@@ -99,12 +126,7 @@ fn batchtopk_run_exports_jumprelu_and_resumes_bit_identically() {
         "dead_feature_window": 5,
         "seed": 9,
     });
-    let with_paths = |name: &str| {
-        let mut v = base.clone();
-        v["output_path"] = out.join(name).join("output").display().to_string().into();
-        v["checkpoint_path"] = out.join(name).join("ckpt").display().to_string().into();
-        RunnerConfig::from_value(v).unwrap()
-    };
+    let with_paths = |name: &str| with_paths(&base, &out, name);
     let device = Default::default();
     let cfg = with_paths("a");
     let model: SyntheticModel<Inner> = build_model(&cfg.synthetic_model, &device).unwrap();
@@ -113,19 +135,7 @@ fn batchtopk_run_exports_jumprelu_and_resumes_bit_identically() {
         serde_json::from_str(&std::fs::read_to_string(out.join("a/output/cfg.json")).unwrap())
             .unwrap();
     assert_eq!(cfg_json["architecture"], "jumprelu");
-    let first_ckpt = std::fs::read_dir(out.join("a/ckpt"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .parse::<u64>()
-                .is_ok()
-        })
-        .min()
-        .unwrap();
+    let first_ckpt = first_checkpoint(&out.join("a/ckpt"));
     let resumed = run::<B>(
         with_paths("b"),
         &model,
@@ -168,12 +178,7 @@ fn tuned_standard_run_moves_its_coefficient_and_resumes_bit_identically() {
         // target (1 latent) is far below a fresh SAE's L0, so it rises.
         "l0_tuner": {"target_l0": 1.0, "start_step": 10, "integral_gain": 0.05},
     });
-    let with_paths = |name: &str| {
-        let mut v = base.clone();
-        v["output_path"] = out.join(name).join("output").display().to_string().into();
-        v["checkpoint_path"] = out.join(name).join("ckpt").display().to_string().into();
-        RunnerConfig::from_value(v).unwrap()
-    };
+    let with_paths = |name: &str| with_paths(&base, &out, name);
     let device = Default::default();
     let cfg = with_paths("a");
     let model: SyntheticModel<Inner> = build_model(&cfg.synthetic_model, &device).unwrap();
@@ -198,19 +203,7 @@ fn tuned_standard_run_moves_its_coefficient_and_resumes_bit_identically() {
     assert!(coefficient(11) > 2.0, "{}", coefficient(11));
     assert!(coefficient(39) > coefficient(11), "{}", coefficient(39));
 
-    let first_ckpt = std::fs::read_dir(out.join("a/ckpt"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .parse::<u64>()
-                .is_ok()
-        })
-        .min()
-        .unwrap();
+    let first_ckpt = first_checkpoint(&out.join("a/ckpt"));
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(first_ckpt.join("trainer_state.json")).unwrap(),
     )
