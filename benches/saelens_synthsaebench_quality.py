@@ -11,7 +11,7 @@ variance, dead latents.
     python benches/saelens_synthsaebench_quality.py MODEL_DIR ARCH SEED \
         [--l0 25] [--width 1024] [--samples 10000000] [--eval-samples 100000]
 
-The recipe values are the published ones (reference/synthsaebench.md), the
+The recipe values are the published ones (the SynthSAEBench experiment code, sweeps/common.py), the
 same values `synthsae synthsaebench` sets. sae-lens has no L0 auto-tuner, so
 Standard and JumpReLU get one here: a subclass that multiplies the sparsity
 coefficient by the tuner's multiplier each step and feeds the batch L0 back

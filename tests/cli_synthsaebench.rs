@@ -1,6 +1,6 @@
 //! The configs `synthsae synthsaebench` builds equal the published
-//! SynthSAEBench settings (`reference/synthsaebench.md`, "The published
-//! experiments' settings in full"), field by field, from the tables below.
+//! SynthSAEBench settings (the experiment code's `sweeps/common.py`),
+//! field by field, from the tables below.
 
 use std::process::Command;
 

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
-use synthsae::train::recipe::{published, SynthSaeBenchRecipe, ARCHITECTURES};
-use synthsae::train::ModelSpec;
+use synthsae::train::recipe::{published, SynthSaeBenchRecipe};
+use synthsae::train::{ModelSpec, TrainError};
 
 use super::train::{print_report, train};
 use super::{CliError, GlobalOpts};
@@ -70,24 +70,32 @@ pub fn recipe(args: &SynthSaeBenchArgs, d_in: usize) -> SynthSaeBenchRecipe {
     }
 }
 
+/// A recipe error as the error of the flag that set the field.
+fn as_usage(e: TrainError) -> CliError {
+    if let TrainError::Config { field, reason } = &e {
+        let flag = match field.as_str() {
+            "architecture" => Some("architecture"),
+            "l0" => Some("l0"),
+            "width" => Some("width"),
+            "training_samples" => Some("training-samples"),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            return CliError::Usage {
+                flag,
+                reason: reason.clone(),
+            };
+        }
+    }
+    e.into()
+}
+
 /// Runs the recipe.
 pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
-    if !ARCHITECTURES.contains(&args.architecture.as_str()) {
-        return Err(CliError::Usage {
-            flag: "architecture",
-            reason: format!(
-                "`{}` has no SynthSAEBench recipe; use one of {}",
-                args.architecture,
-                ARCHITECTURES.join(", ")
-            ),
-        });
-    }
-    if args.l0 == 0 {
-        return Err(CliError::Usage {
-            flag: "l0",
-            reason: "must be at least 1".into(),
-        });
-    }
+    // d_in follows the model's hidden dimension (the runner sets it from
+    // the model it loads); 768 is SynthSAEBench-16k's.
+    let recipe = recipe(&args, 768);
+    recipe.check().map_err(as_usage)?;
     let (model, model_label) = match &args.model {
         Some(src) => (ModelSpec::Source(src.clone()), src.clone()),
         None => (
@@ -101,9 +109,7 @@ pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
             args.architecture, args.l0, args.seed
         ))
     });
-    // d_in follows the model's hidden dimension (the runner sets it from
-    // the model it loads); 768 is SynthSAEBench-16k's.
-    let cfg = recipe(&args, 768).runner_config(&model, Some(&out))?;
+    let cfg = recipe.runner_config(&model, Some(&out))?;
     if args.print_config {
         let v = json!({"runner_config": cfg.to_saelens_json(), "synthsae": cfg.synthsae_json()});
         println!("{}", serde_json::to_string_pretty(&v)?);

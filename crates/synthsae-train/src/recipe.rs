@@ -1,7 +1,7 @@
 //! The SynthSAEBench recipes: the runner configs of the published L0-sweep
 //! experiments, one per architecture, with every value the published runs
-//! set (`reference/synthsaebench.md`, "The published experiments' settings
-//! in full"), and the published result rows.
+//! set (the SynthSAEBench experiment code, `sweeps/common.py`, of
+//! arXiv 2602.14687), and the published result rows.
 //!
 //! Shared by all recipes: batch 1024, Adam lr 3e-4 (β 0.9 / 0.999, constant
 //! schedule, no warm-up), gradient-norm clipping 1.0, bf16 autocast of SAE
@@ -101,7 +101,9 @@ impl SynthSaeBenchRecipe {
         self.total_steps() / 3
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks the recipe; errors name the field (`architecture`, `l0`,
+    /// `width`, `training_samples`).
+    pub fn check(&self) -> Result<()> {
         if !ARCHITECTURES.contains(&self.architecture.as_str()) {
             return Err(TrainError::config(
                 "architecture",
