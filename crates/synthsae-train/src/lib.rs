@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod group;
 pub mod optim;
 pub mod recipe;
 pub mod runner;
@@ -32,12 +33,13 @@ pub mod tuner;
 pub use config::TrainerConfig;
 pub use data::{Batch, BatchSampler};
 pub use error::{Result, TrainError};
+pub use group::{run_group, run_group_in_order, GroupMember, GroupObserver};
 pub use optim::{Adam, AdamSettings, AdamState};
 pub use recipe::SynthSaeBenchRecipe;
-pub use runner::{build_model, run, RunObserver, RunnerResult, Silent};
+pub use runner::{build_model, run, sampler_for, RunObserver, RunnerResult, Silent, StartedRun};
 pub use runner_config::{LoggingConfig, ModelSpec, RunnerConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
-pub use trainer::{CheckpointSae, NoHooks, Progress, TrainOutcome, Trainer, TrainerHooks};
+pub use trainer::{CheckpointSae, Fitting, NoHooks, Progress, TrainOutcome, Trainer, TrainerHooks};
 pub use tuner::{
     ControllerSettings, L0Tuner, L0TunerConfig, LogIntegralSettings, RateDampedSettings,
 };

@@ -80,6 +80,8 @@ pub trait RunObserver {
     fn on_record(&mut self, _record: &Map<String, Value>) {}
     /// A phase starts (`"training"`, `"final evaluation"`, `"saving"`).
     fn on_phase(&mut self, _phase: &str) {}
+    /// A periodic checkpoint is complete and in place at `dir`.
+    fn on_checkpoint(&mut self, _dir: &Path) {}
 }
 
 /// An observer that ignores everything.
@@ -91,14 +93,14 @@ impl RunObserver for Silent {}
 struct Hooks<'a, B: AutodiffBackend> {
     cfg: &'a RunnerConfig,
     model: &'a SyntheticModel<B::InnerBackend>,
-    metrics: Option<std::fs::File>,
-    metrics_path: Option<PathBuf>,
+    metrics: Option<&'a mut std::fs::File>,
+    metrics_path: Option<&'a Path>,
     observer: &'a mut dyn RunObserver,
 }
 
 impl<B: AutodiffBackend> TrainerHooks<B, AnyTrainingSae<B>> for Hooks<'_, B> {
     fn on_record(&mut self, record: &Map<String, Value>) -> Result<()> {
-        if let (Some(f), Some(p)) = (self.metrics.as_mut(), self.metrics_path.as_ref()) {
+        if let (Some(f), Some(p)) = (self.metrics.as_mut(), self.metrics_path) {
             let line = serde_json::to_string(record).expect("record serialises");
             writeln!(f, "{line}").map_err(|e| TrainError::io(p, e))?;
         }
@@ -127,6 +129,10 @@ impl<B: AutodiffBackend> TrainerHooks<B, AnyTrainingSae<B>> for Hooks<'_, B> {
         write_json(&dir.join("runner_config.json"), &self.cfg.to_saelens_json())
     }
 
+    fn on_checkpoint_written(&mut self, dir: &Path) {
+        self.observer.on_checkpoint(dir);
+    }
+
     fn on_progress(&mut self, progress: &Progress) {
         self.observer.on_progress(progress);
     }
@@ -142,7 +148,7 @@ fn evaluate<B: AutodiffBackend>(
     stream: u64,
     index: u64,
 ) -> Result<SyntheticDataEvalResult> {
-    let mut rng = batch_rng(cfg.seed, stream, index);
+    let mut rng = batch_rng(cfg.data_seed(), stream, index);
     let options = EvalOptions::new(cfg.eval_samples).with_batch_size(cfg.batch_size);
     let inference = sae.to_inference();
     eval_sae_on_synthetic_data(&inference, model, &options, &mut rng)
@@ -165,66 +171,169 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 ///   (non-autodiff) backend, the SAE on `B`.
 /// * `resume`: a checkpoint (or checkpoint directory) to continue from.
 pub fn run<B: AutodiffBackend>(
-    mut cfg: RunnerConfig,
+    cfg: RunnerConfig,
     model: &SyntheticModel<B::InnerBackend>,
     device: &B::Device,
     resume: Option<&Path>,
     observer: &mut dyn RunObserver,
 ) -> Result<RunnerResult<B>> {
-    let hidden_dim = model.config().hidden_dim;
-    if cfg.sae.d_in() != hidden_dim {
-        log::warn!(
-            "sae.d_in is {} but the synthetic model's hidden_dim is {hidden_dim}; using {hidden_dim}",
-            cfg.sae.d_in()
-        );
-        cfg.sae.set_d_in(hidden_dim)?;
-    }
-    if cfg.autocast_sae || cfg.autocast_data {
-        log::warn!("{}", autocast_warning::<B>());
-    }
-    let sampler = BatchSampler::new(
-        model.generator().clone(),
-        model.host_dictionary().clone(),
-        cfg.seed,
-        cfg.batch_size,
-    );
-    let trainer = make_trainer::<B>(&cfg, sampler, device, resume)?;
-
-    let (metrics, metrics_path) = open_metrics(&cfg, resume.is_some())?;
+    let mut run = StartedRun::start(cfg, model, device, resume)?;
     observer.on_phase("training");
-    let started = std::time::Instant::now();
-    let outcome = {
-        let mut hooks = Hooks::<B> {
-            cfg: &cfg,
+    let mut prefetch = run.fitting.prefetch();
+    while !run.is_done() {
+        let batch = run.fitting.own_batch(prefetch.as_mut())?;
+        run.step(batch, observer)?;
+    }
+    drop(prefetch);
+    run.finish(observer)
+}
+
+/// A run that is set up (model checked, SAE initialised or resumed,
+/// `metrics.jsonl` open) and takes its training batches from the caller,
+/// so that one sampled stream can feed several runs ([`crate::group`]).
+/// Fed batch `i` of its stream at step `i`, it ends exactly as [`run`].
+#[derive(Debug)]
+pub struct StartedRun<'m, B: AutodiffBackend> {
+    cfg: RunnerConfig,
+    model: &'m SyntheticModel<B::InnerBackend>,
+    fitting: crate::trainer::Fitting<B, AnyTrainingSae<B>>,
+    metrics: Option<std::fs::File>,
+    metrics_path: Option<PathBuf>,
+    started: std::time::Instant,
+    train_seconds: Option<f64>,
+}
+
+impl<'m, B: AutodiffBackend> StartedRun<'m, B> {
+    /// Sets up `cfg` on `model` (see [`run`] for the arguments).
+    pub fn start(
+        mut cfg: RunnerConfig,
+        model: &'m SyntheticModel<B::InnerBackend>,
+        device: &B::Device,
+        resume: Option<&Path>,
+    ) -> Result<Self> {
+        let hidden_dim = model.config().hidden_dim;
+        if cfg.sae.d_in() != hidden_dim {
+            log::warn!(
+                "sae.d_in is {} but the synthetic model's hidden_dim is {hidden_dim}; using {hidden_dim}",
+                cfg.sae.d_in()
+            );
+            cfg.sae.set_d_in(hidden_dim)?;
+        }
+        if cfg.autocast_sae || cfg.autocast_data {
+            log::warn!("{}", autocast_warning::<B>());
+        }
+        let sampler = sampler_for(&cfg, model);
+        let started = std::time::Instant::now();
+        let fitting = make_trainer::<B>(&cfg, sampler, device, resume)?.start()?;
+        let resumed_at = resume.map(|_| fitting.next_step());
+        let (metrics, metrics_path) = open_metrics(&cfg, resumed_at)?;
+        Ok(Self {
+            cfg,
             model,
+            fitting,
             metrics,
             metrics_path,
-            observer: &mut *observer,
-        };
-        trainer.fit(&mut hooks)?
-    };
-    let train_seconds = started.elapsed().as_secs_f64();
-
-    let final_eval = if cfg.run_final_eval && cfg.eval_samples > 0 {
-        observer.on_phase("final evaluation");
-        Some(evaluate(&cfg, model, &outcome.sae, stream::FINAL_EVAL, 0)?)
-    } else {
-        None
-    };
-
-    if let Some(out) = &cfg.output_path {
-        observer.on_phase("saving");
-        write_outputs(out, &cfg, &outcome, final_eval.as_ref(), model)?;
+            started,
+            train_seconds: None,
+        })
     }
-    Ok(RunnerResult {
-        sae: outcome.sae,
-        final_eval,
-        output_path: cfg.output_path.clone(),
-        n_training_samples: outcome.n_training_samples,
-        l0: outcome.l0,
-        num_dead_features: outcome.num_dead_features,
-        train_seconds,
-    })
+
+    /// The run's config (with `sae.d_in` set to the model's).
+    pub fn config(&self) -> &RunnerConfig {
+        &self.cfg
+    }
+
+    /// The step the next batch is for: batch [`StartedRun::next_step`] of
+    /// the run's training stream.
+    pub fn next_step(&self) -> u64 {
+        self.fitting.next_step()
+    }
+
+    /// Steps the run takes.
+    pub fn total_steps(&self) -> u64 {
+        self.fitting.total_steps()
+    }
+
+    /// Whether training is over.
+    pub fn is_done(&self) -> bool {
+        self.fitting.is_done()
+    }
+
+    /// Trains one step on `batch` (batch [`StartedRun::next_step`] of the
+    /// stream [`sampler_for`] gives for this config): records, periodic
+    /// evaluations and checkpoints as in [`run`].
+    pub fn step(
+        &mut self,
+        batch: crate::data::Batch,
+        observer: &mut dyn RunObserver,
+    ) -> Result<()> {
+        let mut hooks = Hooks::<B> {
+            cfg: &self.cfg,
+            model: self.model,
+            metrics: self.metrics.as_mut(),
+            metrics_path: self.metrics_path.as_deref(),
+            observer,
+        };
+        self.fitting.step(batch, &mut hooks)?;
+        if self.fitting.is_done() {
+            self.train_seconds = Some(self.started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Ends the run: the trainer's end, the final evaluation and the
+    /// output folder.
+    pub fn finish(mut self, observer: &mut dyn RunObserver) -> Result<RunnerResult<B>> {
+        let train_seconds = self
+            .train_seconds
+            .unwrap_or_else(|| self.started.elapsed().as_secs_f64());
+        let outcome = {
+            let mut hooks = Hooks::<B> {
+                cfg: &self.cfg,
+                model: self.model,
+                metrics: self.metrics.as_mut(),
+                metrics_path: self.metrics_path.as_deref(),
+                observer: &mut *observer,
+            };
+            self.fitting.finish(&mut hooks)?
+        };
+        let cfg = &self.cfg;
+        let model = self.model;
+        let final_eval = if cfg.run_final_eval && cfg.eval_samples > 0 {
+            observer.on_phase("final evaluation");
+            Some(evaluate(cfg, model, &outcome.sae, stream::FINAL_EVAL, 0)?)
+        } else {
+            None
+        };
+        if let Some(out) = &cfg.output_path {
+            observer.on_phase("saving");
+            write_outputs(out, cfg, &outcome, final_eval.as_ref(), model)?;
+        }
+        Ok(RunnerResult {
+            sae: outcome.sae,
+            final_eval,
+            output_path: cfg.output_path.clone(),
+            n_training_samples: outcome.n_training_samples,
+            l0: outcome.l0,
+            num_dead_features: outcome.num_dead_features,
+            train_seconds,
+        })
+    }
+}
+
+/// The sampler of `cfg`'s data streams on `model` (its `data_seed` and
+/// batch size). Runs whose samplers agree on the model, the data seed and
+/// the batch size read the same training batches.
+pub fn sampler_for<B: burn::prelude::Backend>(
+    cfg: &RunnerConfig,
+    model: &SyntheticModel<B>,
+) -> BatchSampler {
+    BatchSampler::new(
+        model.generator().clone(),
+        model.host_dictionary().clone(),
+        cfg.data_seed(),
+        cfg.batch_size,
+    )
 }
 
 /// The one line a run with `autocast_sae` / `autocast_data` prints: the
@@ -266,26 +375,52 @@ fn make_trainer<B: AutodiffBackend>(
 }
 
 /// `metrics.jsonl` in the output folder (created if needed), opened for
-/// writing, or for appending when the run is resumed (a resumed run
-/// continues the log of the run it resumes); `None` without an output
-/// folder.
+/// writing, or, for a run resumed at step `resumed_at`, for appending after
+/// the records of the steps before it: the records a killed run wrote after
+/// its checkpoint (and a line cut short by the kill) are dropped, since the
+/// resumed run writes them again. `None` without an output folder.
 fn open_metrics(
     cfg: &RunnerConfig,
-    resumed: bool,
+    resumed_at: Option<u64>,
 ) -> Result<(Option<std::fs::File>, Option<PathBuf>)> {
     let Some(out) = &cfg.output_path else {
         return Ok((None, None));
     };
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let p = out.join("metrics.jsonl");
+    if let Some(step) = resumed_at {
+        if p.exists() {
+            let text = std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
+            write_atomic(&p, records_before(&text, step).as_bytes())?;
+        }
+    }
     let f = std::fs::OpenOptions::new()
         .create(true)
-        .append(resumed)
+        .append(resumed_at.is_some())
         .write(true)
-        .truncate(!resumed)
+        .truncate(resumed_at.is_none())
         .open(&p)
         .map_err(|e| TrainError::io(&p, e))?;
     Ok((Some(f), Some(p)))
+}
+
+/// The complete lines of a `metrics.jsonl` text whose `step` is below
+/// `step`, each ending in a newline.
+fn records_before(text: &str, step: u64) -> String {
+    let mut kept = String::new();
+    for line in text.split_inclusive('\n') {
+        let Some(body) = line.strip_suffix('\n') else {
+            continue;
+        };
+        let before = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("step").and_then(Value::as_u64))
+            .is_some_and(|s| s < step);
+        if before {
+            kept.push_str(line);
+        }
+    }
+    kept
 }
 
 /// Writes the run's outputs into `out` (layout in the module docs).
@@ -322,5 +457,18 @@ pub fn build_model<B: burn::prelude::Backend>(
     match spec {
         ModelSpec::Config(c) => Ok(SyntheticModel::new((**c).clone(), device)?),
         ModelSpec::Source(s) => Ok(SyntheticModel::load(s, device)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records_before;
+
+    #[test]
+    fn resumed_metrics_keep_only_the_steps_before_the_checkpoint() {
+        let text = "{\"step\":0}\n{\"step\":9}\n{\"step\":10}\n{\"step\":19}\n{\"st";
+        assert_eq!(records_before(text, 10), "{\"step\":0}\n{\"step\":9}\n");
+        assert_eq!(records_before(text, 0), "");
+        assert_eq!(records_before(text, 100).lines().count(), 4);
     }
 }

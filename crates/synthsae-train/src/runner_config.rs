@@ -144,6 +144,8 @@ struct Scalars {
     #[serde(default, skip_serializing)]
     seed: Option<u64>,
     #[serde(default, skip_serializing)]
+    data_seed: Option<u64>,
+    #[serde(default, skip_serializing)]
     backend: Option<String>,
     #[serde(default, skip_serializing)]
     l0_tuner: Option<L0TunerConfig>,
@@ -262,8 +264,13 @@ pub struct RunnerConfig {
     pub sae_lens_version: String,
     /// Logging settings (no wandb in synthsae).
     pub logger: LoggingConfig,
-    /// synthsae: seed of SAE initialisation and data streams (default 42).
+    /// synthsae: seed of the SAE's initialisation, and of the data streams
+    /// unless `data_seed` is set (default 42).
     pub seed: u64,
+    /// synthsae: seed of the data streams (training batches, the scaling
+    /// estimate, evaluations); `None`: `seed`. Runs that differ only in
+    /// `seed` and share a `data_seed` train on the same batches.
+    pub data_seed: Option<u64>,
     /// synthsae: backend name (`flex`, `ndarray`, `wgpu`, `cuda`).
     pub backend: Option<String>,
     /// synthsae: L0 auto-tuner.
@@ -325,6 +332,7 @@ impl RunnerConfig {
             log_every: s.log_every.unwrap_or(logger.wandb_log_frequency),
             logger,
             seed: s.seed.unwrap_or(DEFAULT_SEED),
+            data_seed: s.data_seed,
             backend: s.backend,
             l0_tuner: s.l0_tuner,
             max_grad_norm: s.max_grad_norm,
@@ -391,6 +399,22 @@ impl RunnerConfig {
         self.trainer_config().validate()
     }
 
+    /// The seed of the run's data streams: `data_seed`, else `seed`.
+    pub fn data_seed(&self) -> u64 {
+        self.data_seed.unwrap_or(self.seed)
+    }
+
+    /// Every key: [`RunnerConfig::to_saelens_json`] followed by the
+    /// synthsae keys of [`RunnerConfig::synthsae_json`]; reads back with
+    /// [`RunnerConfig::from_value`] to an equal config.
+    pub fn to_json(&self) -> Value {
+        let mut v = self.to_saelens_json();
+        if let (Value::Object(m), Value::Object(own)) = (&mut v, self.synthsae_json()) {
+            m.extend(own);
+        }
+        v
+    }
+
     /// Steps of the run (floor of samples / batch size).
     pub fn total_training_steps(&self) -> u64 {
         self.training_samples / self.batch_size.max(1) as u64
@@ -428,7 +452,7 @@ impl RunnerConfig {
             checkpoint_path: self.checkpoint_path.clone(),
             save_final_checkpoint: self.save_final_checkpoint,
             n_batches_for_norm_estimate: self.n_batches_for_norm_estimate,
-            seed: self.seed,
+            seed: self.data_seed(),
             log_every: self.log_every,
             eval_every: self.eval_frequency,
             max_grad_norm: self.max_grad_norm,
@@ -481,6 +505,7 @@ impl RunnerConfig {
             n_batches_for_norm_estimate: self.n_batches_for_norm_estimate,
             sae_lens_version: self.sae_lens_version.clone(),
             seed: None,
+            data_seed: None,
             backend: None,
             l0_tuner: None,
             max_grad_norm: None,
@@ -505,13 +530,17 @@ impl RunnerConfig {
 
     /// synthsae's own fields, as written to `synthsae_config.json`.
     pub fn synthsae_json(&self) -> Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "seed": self.seed,
             "backend": self.backend,
             "l0_tuner": self.l0_tuner,
             "max_grad_norm": self.max_grad_norm,
             "log_every": self.log_every,
-        })
+        });
+        if let Some(d) = self.data_seed {
+            v["data_seed"] = d.into();
+        }
+        v
     }
 }
 
@@ -603,6 +632,26 @@ mod tests {
         assert_eq!(back.sae, c.sae);
         assert_eq!(back.lr_end, c.lr_end);
         assert_eq!(c.synthsae_json()["seed"], 5);
+    }
+
+    #[test]
+    fn full_json_round_trips_every_field() {
+        let mut v = minimal();
+        v["seed"] = 5.into();
+        v["data_seed"] = 9.into();
+        v["backend"] = "flex".into();
+        v["max_grad_norm"] = Value::Null;
+        v["l0_tuner"] = serde_json::json!({"target_l0": 4.0, "start_step": 3});
+        let c = RunnerConfig::from_value(v).unwrap();
+        assert_eq!(c.data_seed(), 9);
+        assert_eq!(c.trainer_config().seed, 9);
+        let mut back = RunnerConfig::from_value(c.to_json()).unwrap();
+        assert_eq!(back.logger.run_name.as_deref(), Some(c.run_name().as_str()));
+        back.logger.run_name = None;
+        assert_eq!(back, c);
+        let plain = RunnerConfig::from_value(minimal()).unwrap();
+        assert_eq!(plain.data_seed(), plain.seed);
+        assert!(plain.synthsae_json().get("data_seed").is_none());
     }
 
     #[test]

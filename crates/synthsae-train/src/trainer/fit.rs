@@ -335,6 +335,7 @@ pub(super) fn tuned_coefficient<B: AutodiffBackend>(state: &RunState<B>) -> Opti
 }
 
 /// Throughput since `fit` started, for [`Progress`].
+#[derive(Debug)]
 pub(super) struct Meter {
     started: Instant,
     start_samples: u64,

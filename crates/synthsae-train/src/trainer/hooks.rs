@@ -45,6 +45,9 @@ pub trait TrainerHooks<B: AutodiffBackend, M: TrainingSae<B>> {
         Ok(())
     }
 
+    /// Called with a checkpoint directory once it is complete and in place.
+    fn on_checkpoint_written(&mut self, _dir: &Path) {}
+
     /// Called after every step.
     fn on_progress(&mut self, _progress: &Progress) {}
 }

@@ -27,7 +27,7 @@ mod scalars;
 mod state;
 mod step;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -35,7 +35,7 @@ use synthsae_sae::Coefficient;
 
 use crate::checkpoint::{find_resumable, TrainerSnapshot};
 use crate::config::TrainerConfig;
-use crate::data::BatchSampler;
+use crate::data::{Batch, BatchSampler, Prefetcher};
 use crate::error::{Result, TrainError};
 use crate::optim::{Adam, AdamSettings};
 use crate::tuner::L0Tuner;
@@ -219,40 +219,123 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
         self.setup.total_steps()
     }
 
-    /// Runs the training loop to the end and returns the trained SAE.
+    /// Runs the training loop to the end and returns the trained SAE:
+    /// [`Trainer::start`], then every batch from the run's own (prefetched)
+    /// stream through [`Fitting::step`], then [`Fitting::finish`].
     pub fn fit(self, hooks: &mut dyn TrainerHooks<B, M>) -> Result<TrainOutcome<M>> {
+        let mut fitting = self.start()?;
+        let mut prefetch = fitting.prefetch();
+        while !fitting.is_done() {
+            let batch = fitting.own_batch(prefetch.as_mut())?;
+            fitting.step(batch, hooks)?;
+        }
+        drop(prefetch);
+        fitting.finish(hooks)
+    }
+
+    /// Prepares the run (the input scaling estimate, when the SAE asks for
+    /// one) and returns it ready to take batches one at a time, so that a
+    /// caller can feed one sampled stream to several runs.
+    pub fn start(self) -> Result<Fitting<B, M>> {
         let Self {
             setup,
-            mut sae,
+            sae,
             mut state,
         } = self;
         setup.prepare_scaling(&sae, &mut state)?;
-        let mut prefetch = setup.prefetch(&state);
         let meter = Meter::start(&setup, &state);
-        let mut checkpoints = Vec::new();
-        while state.n_training_samples < setup.cfg.total_training_samples {
-            let step = state.n_training_steps;
-            state.start_window_if_due(step, setup.cfg.feature_sampling_window);
-            let batch = setup.next_batch(prefetch.as_mut(), step)?;
-            let last_good = (sae.clone(), state.clone());
-            let plan = setup.plan(step, tuned_coefficient(&state).as_ref());
-            let x = setup.input(batch, &sae, &state);
-            let StepOutput {
-                sae: trained,
-                scalars,
-                arch_metrics,
-            } = train_step(sae, &mut state, x, &plan);
-            sae = trained;
-            if let Some(what) = scalars.non_finite() {
-                return Err(setup.stop_non_finite(step, what, last_good, hooks));
-            }
-            state.finish_step(scalars.batch_l0 as f64);
-            setup.record(&sae, &state, &plan, &scalars, &arch_metrics, hooks)?;
-            checkpoints.extend(setup.maybe_checkpoint(&sae, &mut state, hooks)?);
-            hooks.on_progress(&meter.progress(&state, &scalars));
+        Ok(Fitting {
+            setup,
+            sae: Some(sae),
+            state,
+            meter,
+            checkpoints: Vec::new(),
+        })
+    }
+}
+
+/// A started run that takes its training batches from the caller: batch
+/// `i` of the run's data stream ([`BatchSampler::train_batch`]) for step
+/// `i`. Fed the same batches, it ends exactly as [`Trainer::fit`] does.
+#[derive(Debug)]
+pub struct Fitting<B: AutodiffBackend, M> {
+    setup: Setup<B>,
+    /// `None` only inside [`Fitting::step`].
+    sae: Option<M>,
+    state: RunState<B>,
+    meter: Meter,
+    checkpoints: Vec<PathBuf>,
+}
+
+impl<B: AutodiffBackend, M: CheckpointSae<B>> Fitting<B, M> {
+    /// The step the next batch is for (= the index of that batch in the
+    /// training stream).
+    pub fn next_step(&self) -> u64 {
+        self.state.n_training_steps
+    }
+
+    /// Steps the whole run takes.
+    pub fn total_steps(&self) -> u64 {
+        self.setup.total_steps()
+    }
+
+    /// Whether the run has seen all its training samples.
+    pub fn is_done(&self) -> bool {
+        self.state.n_training_samples >= self.setup.cfg.total_training_samples
+    }
+
+    /// The sampler whose training stream this run expects.
+    pub fn sampler(&self) -> &BatchSampler {
+        &self.setup.sampler
+    }
+
+    /// The run's own training batches from its next step on, sampled ahead
+    /// on a background thread (`None` when `prefetch_batches` is 0).
+    pub fn prefetch(&self) -> Option<Prefetcher> {
+        self.setup.prefetch(&self.state)
+    }
+
+    /// Batch [`Fitting::next_step`] of the run's own stream: the
+    /// prefetcher's next one, or sampled here.
+    pub fn own_batch(&self, prefetch: Option<&mut Prefetcher>) -> Result<Batch> {
+        self.setup.next_batch(prefetch, self.next_step())
+    }
+
+    /// Trains one step on `batch`, which must be batch
+    /// [`Fitting::next_step`] of the run's training stream; writes the
+    /// step's record and, when due, a checkpoint.
+    pub fn step(&mut self, batch: Batch, hooks: &mut dyn TrainerHooks<B, M>) -> Result<()> {
+        let setup = &self.setup;
+        let state = &mut self.state;
+        let step = state.n_training_steps;
+        let sae = self.sae.take().expect("the SAE is present between steps");
+        state.start_window_if_due(step, setup.cfg.feature_sampling_window);
+        let last_good = (sae.clone(), state.clone());
+        let plan = setup.plan(step, tuned_coefficient(state).as_ref());
+        let x = setup.input(batch, &sae, state);
+        let StepOutput {
+            sae: trained,
+            scalars,
+            arch_metrics,
+        } = train_step(sae, state, x, &plan);
+        if let Some(what) = scalars.non_finite() {
+            return Err(setup.stop_non_finite(step, what, last_good, hooks));
         }
-        drop(prefetch);
-        setup.finish(sae, state, checkpoints, hooks)
+        let sae = self.sae.insert(trained);
+        state.finish_step(scalars.batch_l0 as f64);
+        setup.record(sae, state, &plan, &scalars, &arch_metrics, hooks)?;
+        if let Some(dir) = setup.maybe_checkpoint(sae, state, hooks)? {
+            hooks.on_checkpoint_written(&dir);
+            self.checkpoints.push(dir);
+        }
+        hooks.on_progress(&self.meter.progress(state, &scalars));
+        Ok(())
+    }
+
+    /// Ends the run (see [`TrainOutcome`]).
+    pub fn finish(self, hooks: &mut dyn TrainerHooks<B, M>) -> Result<TrainOutcome<M>> {
+        let sae = self.sae.expect("the SAE is present between steps");
+        self.setup.finish(sae, self.state, self.checkpoints, hooks)
     }
 }
 
