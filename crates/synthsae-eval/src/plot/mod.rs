@@ -9,8 +9,10 @@ pub mod curves;
 pub mod firing;
 pub mod heatmap;
 mod render;
+pub mod sweep;
 
 pub use curves::{plot_training_curves, read_metrics_log, CurvesOptions, MetricsLog};
 pub use firing::{plot_firing_rate_histogram, FiringOptions};
 pub use heatmap::{plot_feature_similarity, pool_max_abs, HeatmapOptions, PooledMatrix};
 pub use render::PlotFormat;
+pub use sweep::{plot_sweep_metrics, SweepPanel, SweepSeries};
