@@ -14,6 +14,7 @@ pub use synthsae_eval as eval;
 pub use synthsae_host as host;
 pub use synthsae_hub as hub;
 pub use synthsae_sae as sae;
+pub use synthsae_sweep as sweep;
 pub use synthsae_train as train;
 
 pub use backend::{BackendJob, BackendKind};

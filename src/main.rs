@@ -50,6 +50,14 @@ enum Command {
     /// Example: synthsae synthsaebench --architecture batchtopk --l0 25
     #[command(name = "synthsaebench")]
     SynthSaeBench(commands::synthsaebench::SynthSaeBenchArgs),
+    /// Sweeps: many SAEs from one spec (axes over config keys, or the
+    /// published SynthSAEBench grids), runs sharing a sampled stream trained
+    /// together, resumable after a kill, locally or as a Slurm job array;
+    /// reports with mean ± std over seeds and figures.
+    ///
+    /// Example: synthsae sweep run docs/examples/sweep-tutorial.json --out sweeps/tutorial
+    #[command(subcommand)]
+    Sweep(commands::sweep::SweepCommand),
     /// Download from and upload to the Hugging Face hub.
     #[command(subcommand)]
     Hub(commands::hub::HubCommand),
@@ -118,6 +126,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => commands::sample::run(args, &opts),
         Command::Train(args) => commands::train::run(args, &opts),
         Command::SynthSaeBench(args) => commands::synthsaebench::run(args, &opts),
+        Command::Sweep(cmd) => commands::sweep::run(cmd, &opts),
         Command::Hub(cmd) => commands::hub::run(cmd, &opts),
         Command::Eval(args) => commands::eval::run(args, &opts),
         Command::Plot(cmd) => commands::plot::run(cmd, &opts),

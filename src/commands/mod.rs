@@ -6,6 +6,7 @@ pub mod model;
 pub mod plot;
 pub mod quickstart;
 pub mod sample;
+pub mod sweep;
 pub mod synthsaebench;
 pub mod train;
 
@@ -66,6 +67,9 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+    /// A sweep spec, folder or report cannot be used.
+    #[error(transparent)]
+    Sweep(#[from] synthsae_sweep::SweepError),
     /// Writing output failed.
     #[error("cannot write output: {0}")]
     Output(String),
