@@ -1,6 +1,6 @@
 //! The command lines of the user documentation, run.
 //!
-//! Convention in `docs/getting-started.md` and `docs/cli.md`:
+//! Convention in `docs/getting-started.md`, `docs/cli.md` and `docs/sweeps.md`:
 //!
 //! * in a ```` ```console ```` block, every line starting with `$ ` is a
 //!   command, and must start with `$ synthsae `; other lines are example
@@ -279,6 +279,26 @@ fn getting_started_commands_run() {
 fn cli_reference_commands_run() {
     let n = run_document("docs/cli.md");
     assert!(n >= 20, "only {n} commands found");
+}
+
+#[test]
+fn sweep_spec_page_runs_its_example() {
+    let n = run_document("docs/sweeps.md");
+    assert!(n >= 4, "only {n} commands found");
+    // The example file is the spec the page shows.
+    let page = repo_file("docs/sweeps.md");
+    let block = page
+        .split("```json file=sweep-tutorial.json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the page shows sweep-tutorial.json");
+    let file = repo_file("docs/examples/sweep-tutorial.json");
+    let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).unwrap();
+    assert_eq!(
+        parse(block),
+        parse(&file),
+        "docs/examples/sweep-tutorial.json differs from the page"
+    );
 }
 
 /// The help text of `synthsae <path> --help`.

@@ -6,6 +6,9 @@
 //!   sampling table of
 //!   `benches/sampling_scale.rs` (samples/s per configuration and per N) with
 //!   sae-lens's figures and the ratio when a Python with sae-lens is found.
+//!   Then `benches/sweep_group.rs`: a group of 5 SAEs on one sampled stream
+//!   against 5 solo runs, at the quickstart shape and the 16k model with a
+//!   width-4096 BatchTopK (`s`, the bound, the gains).
 //! * `test`: the README's test command (`cargo test --workspace`).
 //! * `ci`: runs `.ci/run`.
 //! * `interop`: checks that models move between synthsae and sae-lens both
@@ -196,7 +199,13 @@ fn main() -> ExitCode {
             if let Some(filter) = args.get(1) {
                 cmd.args(["--", filter]);
             }
-            run(cmd).and_then(|()| sampling_table(args.get(1).map(String::as_str)))
+            run(cmd)
+                .and_then(|()| sampling_table(args.get(1).map(String::as_str)))
+                .and_then(|()| {
+                    let mut cmd = cargo();
+                    cmd.args(["bench", "--package", "synthsae", "--bench", "sweep_group"]);
+                    run(cmd)
+                })
         }
         Some("test") => {
             let mut cmd = cargo();
