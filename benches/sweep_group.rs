@@ -25,7 +25,8 @@
 //! bound, and the group's gain. Each round times the five in turn; each figure
 //! is its best of `--rounds` (default 2).
 //!
-//! Run: `cargo bench --bench sweep_group [-- --rounds R --only SHAPE]`
+//! Run: `cargo bench --bench sweep_group [-- --rounds R --only SHAPE]`, SHAPE
+//! one of `quickstart`, `bench16k_batchtopk4096`.
 //! (also part of `cargo xtask bench`).
 
 use std::time::Instant;
@@ -162,6 +163,14 @@ fn main() {
     };
     let rounds: usize = flag("--rounds").and_then(|v| v.parse().ok()).unwrap_or(2);
     let only = flag("--only");
+    const SHAPES: [&str; 2] = ["quickstart", "bench16k_batchtopk4096"];
+    if let Some(o) = only.as_deref().filter(|o| !SHAPES.contains(o)) {
+        eprintln!(
+            "--only: unknown shape `{o}` (shapes: {})",
+            SHAPES.join(", ")
+        );
+        std::process::exit(2);
+    }
     println!(
         "{GROUP} SAEs on one stream against {GROUP} solo runs (best of {rounds}; seconds)\n\
          {:<24} {:>5} {:>7} {:>7} {:>8} {:>7} {:>8} {:>6} {:>6} {:>8} {:>8} {:>7}",

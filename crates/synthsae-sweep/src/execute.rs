@@ -4,7 +4,9 @@
 //!
 //! A group task takes the group's lock (a group another process is training
 //! is skipped), trains the runs that are not done on one stream
-//! ([`synthsae_train::run_group`]), each resumed from its latest checkpoint
+//! ([`synthsae_train::run_group_in_order`]: each batch is sampled once and
+//! the members step one after another, measured faster on CPU than stepping
+//! them on threads; `docs/benchmarks.md`), each resumed from its latest checkpoint
 //! when it has one, and records each run's status as soon as its outputs are
 //! written. Only each run's latest checkpoint is kept while it trains; once
 //! it is done its checkpoints are removed unless the spec keeps them.
@@ -17,7 +19,7 @@ use std::time::Instant;
 use burn::tensor::backend::AutodiffBackend;
 use synthsae_train::checkpoint::find_resumable;
 use synthsae_train::{
-    build_model, run_group, GroupMember, GroupObserver, ModelSpec, Progress, RunnerResult,
+    build_model, run_group_in_order, GroupMember, GroupObserver, ModelSpec, Progress, RunnerResult,
 };
 
 use crate::error::{Result, SweepError};
@@ -115,7 +117,7 @@ pub fn run_group_task<B: AutodiffBackend>(
         failed: Vec::new(),
         status_error: None,
     };
-    let results = run_group::<B>(members, &model, device, &mut watch);
+    let results = run_group_in_order::<B>(members, &model, device, &mut watch);
     observer.group_finished(g);
     results?;
     if let Some(e) = watch.status_error {

@@ -71,8 +71,11 @@ pub fn stream_mismatch(a: &RunnerConfig, b: &RunnerConfig) -> Option<String> {
     None
 }
 
-/// Trains `members` on one stream of `model` and returns each member's
-/// result, in order. Fails as a whole only when the members cannot share a
+/// Trains `members` on one stream of `model`, the members of a step on
+/// scoped threads, and returns each member's result, in order. On the CPU
+/// backend this is measured slower than [`run_group_in_order`] (the
+/// backend's kernels already use every core; `docs/benchmarks.md`), so
+/// sweeps use that. Fails as a whole only when the members cannot share a
 /// stream (see [`stream_mismatch`]) or the stream itself fails.
 pub fn run_group<B: AutodiffBackend>(
     members: Vec<GroupMember>,
@@ -84,8 +87,8 @@ pub fn run_group<B: AutodiffBackend>(
 }
 
 /// [`run_group`] with the members of a step trained one after another on
-/// the calling thread: the same results; sharing the stream is then the
-/// only saving (the benchmark's baseline).
+/// the calling thread: the same results; sharing the stream is the
+/// saving. What sweeps use.
 pub fn run_group_in_order<B: AutodiffBackend>(
     members: Vec<GroupMember>,
     model: &SyntheticModel<B::InnerBackend>,
