@@ -8,7 +8,9 @@
 //!   sae-lens's figures and the ratio when a Python with sae-lens is found.
 //!   Then `benches/sweep_group.rs`: a group of 5 SAEs on one sampled stream
 //!   against 5 solo runs, at the quickstart shape and the 16k model with a
-//!   width-4096 BatchTopK (`s`, the bound, the gains).
+//!   width-4096 BatchTopK (`s`, the bound, the gains), and
+//!   `benches/group_gemm.rs`: the group's 5 encoder products against one over
+//!   the concatenated encoders, and what that could add to the group.
 //! * `test`: the README's test command (`cargo test --workspace`).
 //! * `ci`: runs `.ci/run`.
 //! * `interop`: checks that models move between synthsae and sae-lens both
@@ -204,6 +206,11 @@ fn main() -> ExitCode {
                 .and_then(|()| {
                     let mut cmd = cargo();
                     cmd.args(["bench", "--package", "synthsae", "--bench", "sweep_group"]);
+                    run(cmd)
+                })
+                .and_then(|()| {
+                    let mut cmd = cargo();
+                    cmd.args(["bench", "--package", "synthsae", "--bench", "group_gemm"]);
                     run(cmd)
                 })
         }
