@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use clap::Args;
 use synthsae::data::{sample_rng, SyntheticModel};
-use synthsae::eval::{
-    eval_sae_on_synthetic_data_with_progress, EvalOptions, SyntheticDataEvalResult,
-};
+use synthsae::eval::{evaluate_sae, EvalError, EvalOptions, EvalReport, HierarchyOptions};
 use synthsae::sae::any::AnySae;
 use synthsae::{BackendJob, BackendKind};
 
@@ -41,6 +39,49 @@ pub struct EvalArgs {
     /// divided by it).
     #[arg(long)]
     pub scaling_factor: Option<f64>,
+    /// Thresholds of the hierarchy section.
+    #[command(flatten)]
+    pub hierarchy: HierarchyArgs,
+}
+
+/// The hierarchy metrics' thresholds (`eval`, `plot absorption`).
+#[derive(Debug, Clone, Args)]
+pub struct HierarchyArgs {
+    /// Absorption: a latent carries a parent's direction when its decoder
+    /// row's cosine with the parent's feature vector is above this.
+    #[arg(long, default_value_t = HierarchyOptions::default().absorption_cosine)]
+    pub absorption_cosine: f64,
+    /// Partial absorption: the parent's latent fires below this fraction of
+    /// its mean activation when the parent fires without children.
+    #[arg(long, default_value_t = HierarchyOptions::default().partial_fraction)]
+    pub partial_fraction: f64,
+    /// Splitting: a feature is split when two or more of its matched latents
+    /// have |cos| at least this with it.
+    #[arg(long, default_value_t = HierarchyOptions::default().split_cosine)]
+    pub split_cosine: f64,
+}
+
+impl HierarchyArgs {
+    /// The options, checked; an error names the flag that is out of range.
+    pub fn options(&self) -> Result<HierarchyOptions, CliError> {
+        let h = HierarchyOptions {
+            absorption_cosine: self.absorption_cosine,
+            partial_fraction: self.partial_fraction,
+            split_cosine: self.split_cosine,
+        };
+        h.validate().map_err(|e| match e {
+            EvalError::InvalidArgument { field, reason } => CliError::Usage {
+                flag: match field.as_str() {
+                    "absorption_cosine" => "absorption-cosine",
+                    "partial_fraction" => "partial-fraction",
+                    _ => "split-cosine",
+                },
+                reason,
+            },
+            other => other.into(),
+        })?;
+        Ok(h)
+    }
 }
 
 /// Resolves `--sae` and `--model` (defaulting to `<sae>/synthetic_model`).
@@ -74,20 +115,16 @@ struct EvalJob {
 }
 
 impl BackendJob for EvalJob {
-    type Output = Result<SyntheticDataEvalResult, CliError>;
+    type Output = Result<EvalReport, CliError>;
 
     fn run<B: Backend>(self, device: B::Device, _kind: BackendKind) -> Self::Output {
         let sae = AnySae::<B>::load(&self.sae, &device)?;
         let model = SyntheticModel::<B>::load(&self.model, &device)?;
         let pb = progress(self.options.num_samples as u64, "evaluate", self.quiet);
         let mut rng = sample_rng(Some(self.seed));
-        let r = eval_sae_on_synthetic_data_with_progress(
-            &sae,
-            &model,
-            &self.options,
-            &mut rng,
-            |done| pb.set_position(done as u64),
-        )?;
+        let r = evaluate_sae(&sae, &model, &self.options, &mut rng, |done| {
+            pb.set_position(done as u64)
+        })?;
         pb.finish_and_clear();
         Ok(r)
     }
@@ -105,9 +142,11 @@ pub fn run(args: EvalArgs, opts: &GlobalOpts) -> Result<(), CliError> {
             });
         }
     }
+    let hierarchy = args.hierarchy.options()?;
     let (sae, model) = resolve_sae_and_model(&args.sae, args.model.as_deref())?;
     let mut options = EvalOptions::new(args.samples).with_batch_size(args.batch_size);
     options.activation_scaling_factor = args.scaling_factor;
+    options.hierarchy = hierarchy;
     let r = opts.backend.run(EvalJob {
         sae,
         model,
@@ -116,9 +155,12 @@ pub fn run(args: EvalArgs, opts: &GlobalOpts) -> Result<(), CliError> {
         quiet: opts.quiet,
     })??;
     if opts.json {
-        println!("{}", r.to_json_pretty());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r.to_json()).expect("JSON serialises")
+        );
     } else {
-        let table = super::train::eval_table(&r);
+        let table = super::train::eval_table(&r.stats);
         print!(
             "{}",
             table.replacen(
@@ -127,6 +169,7 @@ pub fn run(args: EvalArgs, opts: &GlobalOpts) -> Result<(), CliError> {
                 1
             )
         );
+        print!("{}", super::train::hierarchy_table(&r.hierarchy));
     }
     Ok(())
 }

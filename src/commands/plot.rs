@@ -1,4 +1,4 @@
-//! `synthsae plot similarity|curves|firing`: PNG or SVG plots (by the
+//! `synthsae plot similarity|curves|firing|absorption`: PNG or SVG plots (by the
 //! `--out` extension).
 
 use std::path::PathBuf;
@@ -8,15 +8,19 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use synthsae::data::{sample_rng, SyntheticModel};
 use synthsae::eval::plot::{
-    plot_feature_similarity, plot_firing_rate_histogram, plot_training_curves, read_metrics_log,
-    CurvesOptions, FiringOptions, HeatmapOptions, PlotFormat,
+    plot_absorption, plot_feature_similarity, plot_firing_rate_histogram, plot_training_curves,
+    read_metrics_log, AbsorptionPlotOptions, CurvesOptions, FiringOptions, HeatmapOptions,
+    PlotFormat,
 };
-use synthsae::eval::{mcc_from_similarity, measure_firing_rates, EvalOptions, SimilarityMatrix};
+use synthsae::eval::{
+    evaluate_sae, mcc_from_similarity, measure_firing_rates, EvalOptions, HierarchyMetrics,
+    SimilarityMatrix,
+};
 use synthsae::sae::any::AnySae;
 use synthsae::sae::Sae;
 use synthsae::{BackendJob, BackendKind};
 
-use super::eval::resolve_sae_and_model;
+use super::eval::{resolve_sae_and_model, HierarchyArgs};
 use super::{CliError, GlobalOpts};
 
 /// `plot` subcommands.
@@ -36,6 +40,41 @@ pub enum PlotCommand {
     ///
     /// Example: synthsae plot firing --sae runs/a --samples 50000 --out firing.png
     Firing(FiringArgs),
+    /// Per-parent absorption against the parent's firing probability (log10
+    /// axis), from an evaluation run here or a saved `hierarchy_stats.json`.
+    ///
+    /// Example: synthsae plot absorption --sae runs/a --samples 50000 --out absorption.png
+    Absorption(AbsorptionArgs),
+}
+
+/// Arguments of `plot absorption`.
+#[derive(Debug, Clone, Args)]
+pub struct AbsorptionArgs {
+    /// SAE directory (sae-lens layout) or hub reference, evaluated here.
+    #[arg(long, required_unless_present = "stats", conflicts_with = "stats")]
+    pub sae: Option<PathBuf>,
+    /// A `hierarchy_stats.json` (or a run folder containing it) to plot
+    /// instead of evaluating.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
+    /// Synthetic model (default `<SAE>/synthetic_model`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output file, `.png` or `.svg`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Evaluation samples.
+    #[arg(long, default_value_t = 100_000)]
+    pub samples: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_size: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Thresholds of the hierarchy metrics.
+    #[command(flatten)]
+    pub hierarchy: HierarchyArgs,
 }
 
 /// Arguments of `plot similarity`.
@@ -149,6 +188,35 @@ impl BackendJob for FiringJob {
     }
 }
 
+struct AbsorptionJob(EvalOptions, u64, PathBuf, PathBuf);
+
+impl BackendJob for AbsorptionJob {
+    type Output = Result<HierarchyMetrics, CliError>;
+
+    fn run<B: Backend>(self, device: B::Device, _kind: BackendKind) -> Self::Output {
+        let AbsorptionJob(options, seed, sae_dir, model_dir) = self;
+        let sae = AnySae::<B>::load(&sae_dir, &device)?;
+        let model = SyntheticModel::<B>::load(&model_dir, &device)?;
+        let r = evaluate_sae(&sae, &model, &options, &mut sample_rng(Some(seed)), |_| {})?;
+        Ok(r.hierarchy)
+    }
+}
+
+/// Reads a `hierarchy_stats.json` (or the one in a run folder).
+fn read_hierarchy_stats(path: &std::path::Path) -> Result<HierarchyMetrics, CliError> {
+    let file = if path.is_dir() {
+        path.join("hierarchy_stats.json")
+    } else {
+        path.to_path_buf()
+    };
+    let input = |reason: String| CliError::Input {
+        path: file.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| input(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| input(format!("not a hierarchy_stats.json: {e}")))
+}
+
 fn check_out(out: &std::path::Path) -> Result<(), CliError> {
     PlotFormat::from_path(out)
         .map(|_| ())
@@ -187,6 +255,39 @@ pub fn run(cmd: PlotCommand, opts: &GlobalOpts) -> Result<(), CliError> {
             }
             let (sae, model) = resolve_sae_and_model(&a.sae, a.model.as_deref())?;
             opts.backend.run(FiringJob(a, sae, model))??
+        }
+        PlotCommand::Absorption(a) => {
+            check_out(&a.out)?;
+            let hierarchy = match (&a.stats, &a.sae) {
+                (Some(stats), _) => read_hierarchy_stats(stats)?,
+                (None, Some(sae)) => {
+                    super::at_least_one("samples", a.samples)?;
+                    super::at_least_one("batch-size", a.batch_size)?;
+                    let mut options = EvalOptions::new(a.samples).with_batch_size(a.batch_size);
+                    options.hierarchy = a.hierarchy.options()?;
+                    let (sae, model) = resolve_sae_and_model(sae, a.model.as_deref())?;
+                    opts.backend
+                        .run(AbsorptionJob(options, a.seed, sae, model))??
+                }
+                (None, None) => {
+                    return Err(CliError::Usage {
+                        flag: "sae",
+                        reason: "give --sae (to evaluate) or --stats".into(),
+                    })
+                }
+            };
+            let absorption = hierarchy.absorption.as_ref().ok_or(CliError::Usage {
+                flag: "sae",
+                reason: "the model has no hierarchy, so there is no absorption to plot".into(),
+            })?;
+            plot_absorption(absorption, &a.out, &AbsorptionPlotOptions::default())?;
+            json!({
+                "out": a.out,
+                "parents": absorption.parents,
+                "parents_measured": absorption.parents_measured,
+                "absorption": absorption.absorption,
+                "full_absorption": absorption.full_absorption,
+            })
         }
     };
     if opts.json {

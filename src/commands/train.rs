@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 use synthsae::data::SyntheticModel;
-use synthsae::eval::{SimilarityMatrix, SyntheticDataEvalResult};
+use synthsae::eval::{HierarchyMetrics, SimilarityMatrix, SyntheticDataEvalResult};
 use synthsae::train::{ModelSpec, Progress, RunObserver, RunnerConfig};
 use synthsae::{BackendJob, BackendKind};
 
@@ -52,6 +52,8 @@ pub struct TrainReport {
     pub num_dead_features: u64,
     /// Final evaluation.
     pub final_eval: Option<SyntheticDataEvalResult>,
+    /// Its hierarchy section.
+    pub final_hierarchy: Option<HierarchyMetrics>,
     /// Signed cosine similarity `[S, N]` of decoder rows and true features,
     /// when asked for (plots).
     pub similarity: Option<SimilarityMatrix>,
@@ -67,7 +69,13 @@ impl TrainReport {
             "samples_per_second": self.n_training_samples as f64 / self.train_seconds.max(1e-9),
             "l0": self.l0,
             "num_dead_features": self.num_dead_features,
-            "final_eval": self.final_eval.as_ref().map(|e| serde_json::to_value(e).expect("serialises")),
+            "final_eval": self.final_eval.as_ref().map(|e| {
+                let mut v = serde_json::to_value(e).expect("serialises");
+                if let Some(h) = &self.final_hierarchy {
+                    v["hierarchy"] = serde_json::to_value(h).expect("serialises");
+                }
+                v
+            }),
         })
     }
 }
@@ -141,6 +149,9 @@ pub fn print_report(report: &TrainReport, opts: &GlobalOpts) {
     if let Some(e) = &report.final_eval {
         print!("{}", eval_table(e));
     }
+    if let Some(h) = &report.final_hierarchy {
+        print!("{}", hierarchy_table(h));
+    }
     if let Some(p) = &report.output_path {
         println!("outputs written to {}", p.display());
     }
@@ -166,6 +177,55 @@ pub fn eval_table(e: &SyntheticDataEvalResult) -> String {
     for (k, v) in rows {
         s.push_str(&format!("  {k:<20} {v:>10}\n"));
     }
+    s
+}
+
+/// The hierarchy section of an evaluation: absorption (or why there is
+/// none), the parent latents' recall, splitting.
+pub fn hierarchy_table(h: &HierarchyMetrics) -> String {
+    let mut s = String::from("hierarchy\n");
+    let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<20} {v:>10}\n"));
+    match &h.absorption {
+        None => row("absorption", "none: the model has no hierarchy".into()),
+        Some(a) => {
+            row(
+                "parents",
+                format!(
+                    "{} ({} measured, {} without a latent)",
+                    a.parents, a.parents_measured, a.parents_without_latent
+                ),
+            );
+            for (k, v, w) in [
+                ("absorption", a.absorption, a.absorption_weighted),
+                (
+                    "full absorption",
+                    a.full_absorption,
+                    a.full_absorption_weighted,
+                ),
+                (
+                    "partial absorption",
+                    a.partial_absorption,
+                    a.partial_absorption_weighted,
+                ),
+            ] {
+                row(k, format!("{v:.4} (weighted by firing rate {w:.4})"));
+            }
+            row(
+                "parent recall",
+                format!(
+                    "{:.4} with a child, {:.4} without",
+                    a.recall_with_children, a.recall_without_children
+                ),
+            );
+        }
+    }
+    row(
+        "split features",
+        format!(
+            "{} ({:.2} latents each)",
+            h.splitting.split_features, h.splitting.mean_latents_per_split_feature
+        ),
+    );
     s
 }
 
@@ -246,6 +306,7 @@ impl BackendJob for TrainJob {
             l0: result.l0,
             num_dead_features: result.num_dead_features,
             final_eval: result.final_eval,
+            final_hierarchy: result.final_hierarchy,
             similarity,
         })
     }

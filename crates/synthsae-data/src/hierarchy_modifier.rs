@@ -162,7 +162,9 @@ impl HierarchyModifier {
     /// For each feature, the parent feature that must be active for it to
     /// survive (`u32::MAX`: none), `[N]`: what the generator gates
     /// sampling by ([`ActivationGenerator::with_hierarchy`](crate::ActivationGenerator::with_hierarchy)).
-    pub(crate) fn parents(&self) -> &[u32] {
+    /// This is the nearest ancestor node that has a feature (organisational
+    /// nodes without one are skipped).
+    pub fn parents(&self) -> &[u32] {
         &self.parent
     }
 

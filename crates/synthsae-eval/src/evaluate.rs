@@ -1,7 +1,7 @@
 //! Evaluating an SAE against a synthetic model's ground truth (spec §9.5).
 
 use burn::prelude::*;
-use synthsae_data::{SampleRng, SyntheticModel};
+use synthsae_data::{HierarchyModifier, SampleRng, SyntheticModel};
 use synthsae_host::Csr;
 use synthsae_sae::Sae;
 
@@ -9,10 +9,11 @@ use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
 use crate::mcc::{mcc_from_similarity, uniqueness_from_best_matches};
 use crate::metrics::{
-    ClassificationCalculator, DeadLatentsCalculator, ExplainedVarianceCalculator, L0Calculator,
-    ShrinkageCalculator,
+    splitting, AbsorptionCalculator, ClassificationCalculator, DeadLatentsCalculator,
+    ExplainedVarianceCalculator, HierarchyMetrics, HierarchyOptions, L0Calculator,
+    ShrinkageCalculator, SplittingMetrics,
 };
-use crate::readback::{nonzero_counts_per_column, to_f32};
+use crate::readback::{gather_flat, nonzero_counts_per_column, to_f32};
 use crate::result::SyntheticDataEvalResult;
 
 /// How to evaluate.
@@ -25,6 +26,8 @@ pub struct EvalOptions {
     /// Activation scaling factor `c`: the SAE sees `c · x` and its output is
     /// divided by `c` before comparison with `x`. `None` = no scaling.
     pub activation_scaling_factor: Option<f64>,
+    /// Thresholds of the hierarchy metrics (absorption, splitting).
+    pub hierarchy: HierarchyOptions,
 }
 
 impl Default for EvalOptions {
@@ -33,6 +36,7 @@ impl Default for EvalOptions {
             num_samples: 100_000,
             batch_size: None,
             activation_scaling_factor: None,
+            hierarchy: HierarchyOptions::default(),
         }
     }
 }
@@ -70,7 +74,7 @@ impl EvalOptions {
                 ));
             }
         }
-        Ok(())
+        self.hierarchy.validate()
     }
 }
 
@@ -89,18 +93,47 @@ pub struct Evaluator {
     shrinkage: ShrinkageCalculator,
     explained_variance: ExplainedVarianceCalculator,
     classification: ClassificationCalculator,
+    absorption: Option<AbsorptionCalculator>,
+    hierarchy_options: HierarchyOptions,
+    splitting: SplittingMetrics,
     mcc: f64,
     uniqueness: f64,
     d_in: usize,
 }
 
 impl Evaluator {
-    /// From the SAE's decoder rows `[S, D]` and the true features `[N, D]`.
+    /// From the SAE's decoder rows `[S, D]` and the true features `[N, D]`;
+    /// no hierarchy, default thresholds.
     pub fn new<B: Backend>(sae_decoder: Tensor<B, 2>, gt_features: Tensor<B, 2>) -> Result<Self> {
+        Self::with_hierarchy(sae_decoder, gt_features, None, &HierarchyOptions::default())
+    }
+
+    /// [`Evaluator::new`] with the model's hierarchy, as each feature's
+    /// effective parent (`[N]`, `u32::MAX`: none;
+    /// [`synthsae_data::HierarchyModifier::parents`]) and firing probability
+    /// (`[N]`), for the absorption metrics; `None`: no hierarchy.
+    pub fn with_hierarchy<B: Backend>(
+        sae_decoder: Tensor<B, 2>,
+        gt_features: Tensor<B, 2>,
+        hierarchy: Option<(Vec<u32>, &[f32])>,
+        options: &HierarchyOptions,
+    ) -> Result<Self> {
+        options.validate()?;
         let [s, d] = sae_decoder.dims();
         let [n, _] = gt_features.dims();
         let sim = SimilarityMatrix::compute(sae_decoder, gt_features)?;
         let best = sim.row_argmax_abs();
+        let absorption = match hierarchy {
+            Some((parents, probabilities)) => Some(AbsorptionCalculator::new(
+                &sim,
+                &best,
+                parents,
+                probabilities,
+                options,
+            )?),
+            None => None,
+        };
+        let splitting = splitting(&sim, &best, options.split_cosine);
         let uniqueness = uniqueness_from_best_matches(&best, s);
         let mcc = mcc_from_similarity(&sim.into_abs())?;
         Ok(Self {
@@ -110,6 +143,9 @@ impl Evaluator {
             shrinkage: ShrinkageCalculator::default(),
             explained_variance: ExplainedVarianceCalculator::new(),
             classification: ClassificationCalculator::new(best, n)?,
+            absorption,
+            hierarchy_options: *options,
+            splitting,
             mcc,
             uniqueness,
             d_in: d,
@@ -128,6 +164,11 @@ impl Evaluator {
     ) -> Result<()> {
         let rows = self.check_rows(&hidden, &sae_latents.dims())?;
         let fired = fire_counts(sae_latents.clone())?;
+        if let Some(a) = &mut self.absorption {
+            let positions = a.positions(features);
+            let values = gather_flat(sae_latents.clone(), &positions, "sae_latents")?;
+            a.add_gathered(features, &values)?;
+        }
         self.classification
             .add_batch_counted(sae_latents, &fired, features)?;
         self.add_rest(features, hidden, &fired, sae_output, rows)
@@ -146,6 +187,9 @@ impl Evaluator {
         let fired = sae_latents.column_counts();
         self.classification
             .add_sparse(sae_latents, &fired, features)?;
+        if let Some(a) = &mut self.absorption {
+            a.add_sparse(features, sae_latents)?;
+        }
         self.add_rest(features, hidden, &fired, sae_output, rows)
     }
 
@@ -202,6 +246,35 @@ impl Evaluator {
             classification: self.classification.compute(),
         }
     }
+
+    /// The hierarchy metrics so far (absorption `None` without a hierarchy).
+    pub fn hierarchy(&self) -> HierarchyMetrics {
+        HierarchyMetrics {
+            options: self.hierarchy_options,
+            absorption: self.absorption.as_ref().map(AbsorptionCalculator::compute),
+            splitting: self.splitting,
+        }
+    }
+}
+
+/// An evaluation: sae-lens's `eval_stats.json` metrics and the hierarchy
+/// section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    /// What sae-lens computes (`eval_stats.json`).
+    pub stats: SyntheticDataEvalResult,
+    /// Absorption, hierarchy-conditioned recall and splitting.
+    pub hierarchy: HierarchyMetrics,
+}
+
+impl EvalReport {
+    /// The stats' `eval_stats.json` keys with the hierarchy section under
+    /// `"hierarchy"`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.stats).expect("stats serialise");
+        v["hierarchy"] = serde_json::to_value(&self.hierarchy).expect("hierarchy serialises");
+        v
+    }
 }
 
 /// Per-latent number of rows where the latent is `≠ 0` in a `[rows, S]`
@@ -230,7 +303,8 @@ fn fire_counts<B: Backend>(sae_latents: Tensor<B, 2>) -> Result<Vec<u64>> {
 /// reproducible evaluation). Gradient-free; works with any [`Sae`] through
 /// the trait. Features stay sparse: hidden activations are a host gather-sum
 /// uploaded to the SAE's device, and classification gathers only the latent
-/// values where a matched feature fired.
+/// values where a matched feature fired. The hierarchy metrics are in
+/// [`evaluate_sae`].
 pub fn eval_sae_on_synthetic_data<B: Backend, S: Sae<B> + ?Sized>(
     sae: &S,
     model: &SyntheticModel<B>,
@@ -246,8 +320,22 @@ pub fn eval_sae_on_synthetic_data_with_progress<B: Backend, S: Sae<B> + ?Sized>(
     model: &SyntheticModel<B>,
     options: &EvalOptions,
     rng: &mut SampleRng,
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<SyntheticDataEvalResult> {
+    Ok(evaluate_sae(sae, model, options, rng, progress)?.stats)
+}
+
+/// The whole evaluation: [`eval_sae_on_synthetic_data`]'s metrics and, from
+/// the model's hierarchy (if any), absorption, hierarchy-conditioned recall
+/// and splitting, on the same samples; `progress(rows_done)` after each
+/// batch.
+pub fn evaluate_sae<B: Backend, S: Sae<B> + ?Sized>(
+    sae: &S,
+    model: &SyntheticModel<B>,
+    options: &EvalOptions,
+    rng: &mut SampleRng,
+    mut progress: impl FnMut(usize),
+) -> Result<EvalReport> {
     options.validate()?;
     let dict = model.host_dictionary();
     let d = dict.hidden_dim();
@@ -274,7 +362,21 @@ pub fn eval_sae_on_synthetic_data_with_progress<B: Backend, S: Sae<B> + ?Sized>(
         .feature_vectors
         .val()
         .to_device(&device);
-    let mut evaluator = Evaluator::new(decoder, gt_features)?;
+    let parents = match model.hierarchy() {
+        Some(h) => Some(
+            HierarchyModifier::new(h.clone(), dict.num_features())?
+                .parents()
+                .to_vec(),
+        ),
+        None => None,
+    };
+    let probabilities = model.generator().firing_probabilities();
+    let mut evaluator = Evaluator::with_hierarchy(
+        decoder,
+        gt_features,
+        parents.map(|p| (p, probabilities)),
+        &options.hierarchy,
+    )?;
     let batch_size = options.batch_size.unwrap_or(options.num_samples).max(1);
     let mut done = 0;
     while done < options.num_samples {
@@ -315,5 +417,8 @@ pub fn eval_sae_on_synthetic_data_with_progress<B: Backend, S: Sae<B> + ?Sized>(
         done += rows;
         progress(done);
     }
-    Ok(evaluator.result())
+    Ok(EvalReport {
+        stats: evaluator.result(),
+        hierarchy: evaluator.hierarchy(),
+    })
 }

@@ -64,7 +64,8 @@ pub use assignment::{linear_sum_assignment, Assignment};
 pub use cosine::{cosine_similarities, normalize_rows, SimilarityMatrix};
 pub use error::{EvalError, Result};
 pub use evaluate::{
-    eval_sae_on_synthetic_data, eval_sae_on_synthetic_data_with_progress, EvalOptions, Evaluator,
+    eval_sae_on_synthetic_data, eval_sae_on_synthetic_data_with_progress, evaluate_sae,
+    EvalOptions, EvalReport, Evaluator,
 };
 pub use firing_rates::{measure_firing_rates, FiringRates};
 pub use init::{init_weights_to_match_features, InitOptions, SaeWeights};
@@ -73,7 +74,9 @@ pub use mcc::{
     uniqueness_from_best_matches,
 };
 pub use metrics::{
-    compute_classification_metrics, ClassificationCalculator, ClassificationMetrics,
-    DeadLatentsCalculator, ExplainedVarianceCalculator, L0Calculator, ShrinkageCalculator,
+    compute_classification_metrics, splitting, AbsorptionCalculator, AbsorptionMetrics,
+    ClassificationCalculator, ClassificationMetrics, DeadLatentsCalculator,
+    ExplainedVarianceCalculator, HierarchyMetrics, HierarchyOptions, L0Calculator,
+    ParentAbsorption, ShrinkageCalculator, SplittingMetrics,
 };
 pub use result::SyntheticDataEvalResult;

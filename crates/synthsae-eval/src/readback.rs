@@ -39,3 +39,27 @@ pub fn nonzero_counts_per_column<B: Backend>(t: Tensor<B, 2>, field: &str) -> Re
         .map(|c| c.max(0) as u64)
         .collect())
 }
+
+/// The entries of a `[rows, s]` tensor at flat positions `row · s + col`, in
+/// order. Few positions are gathered on the device; when they are more than
+/// an eighth of the tensor, reading it back whole is cheaper.
+pub fn gather_flat<B: Backend>(
+    t: Tensor<B, 2>,
+    positions: &[i64],
+    field: &str,
+) -> Result<Vec<f32>> {
+    let [rows, s] = t.dims();
+    if positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    if positions.len() > rows * s / 8 {
+        let all = to_f32(t, field)?;
+        return Ok(positions.iter().map(|&p| all[p as usize]).collect());
+    }
+    let device = t.device();
+    let idx = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(positions.to_vec(), [positions.len()]),
+        &device,
+    );
+    to_f32(t.reshape([rows * s]).select(0, idx), field)
+}

@@ -10,6 +10,7 @@
 //! runner_config.json                  sae-lens keys only (loadable by sae-lens)
 //! synthsae_config.json                synthsae's own fields (seed, backend, tuner)
 //! eval_stats.json                     final evaluation, if it ran
+//! hierarchy_stats.json                its hierarchy section (absorption, splitting)
 //! metrics.jsonl                       one JSON object per logging / evaluation step
 //! synthetic_model/                    if save_synthetic_model
 //! ```
@@ -25,7 +26,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::{Map, Value};
 use synthsae_data::SyntheticModel;
-use synthsae_eval::{eval_sae_on_synthetic_data, EvalOptions, SyntheticDataEvalResult};
+use synthsae_eval::{
+    evaluate_sae, EvalOptions, EvalReport, HierarchyMetrics, SyntheticDataEvalResult,
+};
 use synthsae_sae::any::AnyTrainingSae;
 use synthsae_sae::{NormalizeActivations, TrainingSae};
 
@@ -60,6 +63,8 @@ pub struct RunnerResult<B: AutodiffBackend> {
     pub sae: AnyTrainingSae<B>,
     /// The final evaluation, if it ran.
     pub final_eval: Option<SyntheticDataEvalResult>,
+    /// Its hierarchy section (absorption, splitting), if it ran.
+    pub final_hierarchy: Option<HierarchyMetrics>,
     /// The output folder, if outputs were written.
     pub output_path: Option<PathBuf>,
     /// Samples trained on.
@@ -115,11 +120,13 @@ impl<B: AutodiffBackend> TrainerHooks<B, AnyTrainingSae<B>> for Hooks<'_, B> {
     ) -> Result<Option<Map<String, Value>>> {
         // The eval stream of each step is its own: turning evaluations on or
         // off does not change the training data.
-        let result = evaluate(self.cfg, self.model, sae, stream::EVAL, step)?;
+        let report = evaluate(self.cfg, self.model, sae, stream::EVAL, step)?;
         Ok(Some(
-            result
+            report
+                .stats
                 .to_log_dict("synthetic/")
                 .into_iter()
+                .chain(report.hierarchy.to_log_dict("synthetic/hierarchy/"))
                 .map(|(k, v)| (k, Value::from(v)))
                 .collect(),
         ))
@@ -147,11 +154,11 @@ fn evaluate<B: AutodiffBackend>(
     sae: &AnyTrainingSae<B>,
     stream: u64,
     index: u64,
-) -> Result<SyntheticDataEvalResult> {
+) -> Result<EvalReport> {
     let mut rng = batch_rng(cfg.data_seed(), stream, index);
     let options = EvalOptions::new(cfg.eval_samples).with_batch_size(cfg.batch_size);
     let inference = sae.to_inference();
-    eval_sae_on_synthetic_data(&inference, model, &options, &mut rng)
+    evaluate_sae(&inference, model, &options, &mut rng, |_| {})
         .map_err(|e| TrainError::Eval(e.to_string()))
 }
 
@@ -311,7 +318,8 @@ impl<'m, B: AutodiffBackend> StartedRun<'m, B> {
         }
         Ok(RunnerResult {
             sae: outcome.sae,
-            final_eval,
+            final_eval: final_eval.as_ref().map(|r| r.stats),
+            final_hierarchy: final_eval.map(|r| r.hierarchy),
             output_path: cfg.output_path.clone(),
             n_training_samples: outcome.n_training_samples,
             l0: outcome.l0,
@@ -428,7 +436,7 @@ fn write_outputs<B: AutodiffBackend>(
     out: &Path,
     cfg: &RunnerConfig,
     outcome: &TrainOutcome<AnyTrainingSae<B>>,
-    final_eval: Option<&SyntheticDataEvalResult>,
+    final_eval: Option<&EvalReport>,
     model: &SyntheticModel<B::InnerBackend>,
 ) -> Result<()> {
     outcome.sae.save_inference(out)?;
@@ -439,7 +447,14 @@ fn write_outputs<B: AutodiffBackend>(
     write_json(&out.join("runner_config.json"), &cfg.to_saelens_json())?;
     write_json(&out.join("synthsae_config.json"), &cfg.synthsae_json())?;
     if let Some(e) = final_eval {
-        write_atomic(&out.join("eval_stats.json"), e.to_json_pretty().as_bytes())?;
+        write_atomic(
+            &out.join("eval_stats.json"),
+            e.stats.to_json_pretty().as_bytes(),
+        )?;
+        write_json(
+            &out.join("hierarchy_stats.json"),
+            &serde_json::to_value(&e.hierarchy).expect("hierarchy serialises"),
+        )?;
     }
     if cfg.save_synthetic_model {
         model.save(out.join("synthetic_model"))?;

@@ -6,7 +6,7 @@ use synthsae_host::Csr;
 
 use crate::cosine::SimilarityMatrix;
 use crate::error::{invalid, shape_err, Result};
-use crate::readback::{nonzero_counts_per_column, to_f32};
+use crate::readback::{gather_flat, nonzero_counts_per_column};
 
 /// Mean precision, recall, F1 and accuracy over all SAE latents (dead ones
 /// included), each latent scored as a detector of its best-matching feature.
@@ -163,25 +163,7 @@ impl ClassificationCalculator {
         if positions.is_empty() {
             return Ok(());
         }
-        let values = if positions.len() > rows * s / 8 {
-            // Dense truth (many latents share popular features): reading the
-            // latents back is cheaper than gathering.
-            let all = to_f32(sae_latents, "sae_latents")?;
-            positions
-                .iter()
-                .map(|&p| all[p as usize])
-                .collect::<Vec<f32>>()
-        } else {
-            let device = sae_latents.device();
-            let idx = Tensor::<B, 1, Int>::from_data(
-                TensorData::new(positions.clone(), [positions.len()]),
-                &device,
-            );
-            to_f32(
-                sae_latents.reshape([rows * s]).select(0, idx),
-                "sae_latents",
-            )?
-        };
+        let values = gather_flat(sae_latents, &positions, "sae_latents")?;
         self.add_true_positives(&positions, &values, s);
         Ok(())
     }
