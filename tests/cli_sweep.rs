@@ -52,6 +52,7 @@ fn spec(samples: u64) -> Value {
                 "num_features": 16,
                 "hidden_dim": 32,
                 "firing_probability": {"generator_name": "constant", "probability": 0.25},
+                "hierarchy": {"total_root_nodes": 4, "branching_factor": 2, "max_depth": 1},
                 "seed": 42
             },
             "sae": {"architecture": "batchtopk", "d_in": 32, "d_sae": 16, "k": 4},
@@ -89,6 +90,7 @@ fn results(sweep: &Path) -> Vec<(String, Vec<u8>)> {
             "cfg.json",
             "sparsity.safetensors",
             "eval_stats.json",
+            "hierarchy_stats.json",
             "metrics.jsonl",
         ] {
             let p = sweep.join("runs").join(name).join(f);
@@ -149,6 +151,7 @@ fn sweep_runs_equal_train_runs_and_survive_kill_9() {
         for f in [
             "sae_weights.safetensors",
             "eval_stats.json",
+            "hierarchy_stats.json",
             "metrics.jsonl",
         ] {
             let x = std::fs::read(a.join("runs").join(name).join(f)).unwrap();
@@ -230,6 +233,15 @@ fn sweep_runs_equal_train_runs_and_survive_kill_9() {
     }
     let md = std::fs::read_to_string(a.join("report/report.md")).unwrap();
     assert!(md.contains("12 of 12 runs done"), "{md}");
+    // The hierarchy metrics are columns too (the model has 4 parents).
+    assert!(md.contains("| absorption | split features |"), "{md}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report/report.json")).unwrap())
+            .unwrap();
+    for row in report["rows"].as_array().unwrap() {
+        let a = row["metrics"]["absorption"]["mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&a), "{row}");
+    }
     assert!(a.join("report/metrics.png").is_file() && a.join("report/metrics.svg").is_file());
 
     // A third run has nothing to do; another spec is refused for this folder.

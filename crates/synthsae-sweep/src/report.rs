@@ -12,15 +12,21 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use synthsae_eval::plot::{plot_sweep_metrics, SweepPanel, SweepSeries};
-use synthsae_eval::SyntheticDataEvalResult;
+use synthsae_eval::{HierarchyMetrics, SyntheticDataEvalResult};
 use synthsae_train::recipe::{published, PublishedRow, PUBLISHED_MODEL};
 
 use crate::error::{Result, SweepError};
 use crate::folder::{write_atomic, RunStatus, SweepFolder};
 use crate::keypath;
 
-/// `(key, label)` of each reported metric, in the table's order.
-pub const METRICS: [(&str, &str); 9] = [
+/// Number of reported metrics.
+pub const N_METRICS: usize = 11;
+
+/// `(key, label)` of each reported metric, in the table's order. The last
+/// two come from the run's `hierarchy_stats.json`: absorption (NaN, shown
+/// as `-`, when the model has no hierarchy or the file is missing) and
+/// split features.
+pub const METRICS: [(&str, &str); N_METRICS] = [
     ("mcc", "MCC"),
     ("f1", "F1"),
     ("precision", "precision"),
@@ -30,10 +36,16 @@ pub const METRICS: [(&str, &str); 9] = [
     ("l0", "L0"),
     ("dead_latents", "dead latents"),
     ("shrinkage", "shrinkage"),
+    ("absorption", "absorption"),
+    ("split_features", "split features"),
 ];
 
-fn metric_values(e: &SyntheticDataEvalResult) -> [f64; 9] {
+fn metric_values(e: &SyntheticDataEvalResult, h: Option<&HierarchyMetrics>) -> [f64; N_METRICS] {
     let c = &e.classification;
+    let absorption = h
+        .and_then(|h| h.absorption.as_ref())
+        .map_or(f64::NAN, |a| a.absorption);
+    let split = h.map_or(f64::NAN, |h| h.splitting.split_features as f64);
     [
         e.mcc,
         c.f1_score,
@@ -44,7 +56,15 @@ fn metric_values(e: &SyntheticDataEvalResult) -> [f64; 9] {
         e.sae_l0,
         e.dead_latents as f64,
         e.shrinkage,
+        absorption,
+        split,
     ]
+}
+
+/// The run's `hierarchy_stats.json`, if it has a readable one.
+fn read_hierarchy(dir: &Path) -> Option<HierarchyMetrics> {
+    let text = std::fs::read_to_string(dir.join("hierarchy_stats.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// One row: a combination of non-seed values and its seeds' statistics.
@@ -55,9 +75,9 @@ pub struct ReportRow {
     /// The runs averaged (one per seed).
     pub runs: Vec<String>,
     /// Mean of each metric ([`METRICS`] order).
-    pub mean: [f64; 9],
+    pub mean: [f64; N_METRICS],
     /// Sample standard deviation of each metric.
-    pub std: [f64; 9],
+    pub std: [f64; N_METRICS],
     /// The published row of the same recipe, if there is one.
     pub published: Option<PublishedRow>,
 }
@@ -88,7 +108,11 @@ pub struct Report {
 
 /// A row being collected: its values, `(run, metrics)` per seed, and its
 /// published row.
-type PendingRow = (Vec<Value>, Vec<(String, [f64; 9])>, Option<PublishedRow>);
+type PendingRow = (
+    Vec<Value>,
+    Vec<(String, [f64; N_METRICS])>,
+    Option<PublishedRow>,
+);
 
 fn is_seed_key(k: &str) -> bool {
     matches!(keypath::leaf(k), "seed" | "data_seed")
@@ -144,7 +168,8 @@ impl Report {
                 .iter()
                 .map(|c| r.values.get(c).cloned().unwrap_or(Value::Null))
                 .collect();
-            let metrics = metric_values(&eval);
+            let hierarchy = read_hierarchy(&folder.run_dir(&r.name));
+            let metrics = metric_values(&eval, hierarchy.as_ref());
             match rows.iter_mut().find(|(v, _, _)| *v == values) {
                 Some((_, runs, _)) => runs.push((r.name.clone(), metrics)),
                 None => rows.push((
@@ -283,8 +308,13 @@ impl Report {
             let mut cells: Vec<String> = r.values.iter().map(|v| csv_field(&cell(v))).collect();
             cells.push(r.runs.len().to_string());
             for i in 0..METRICS.len() {
-                cells.push(r.mean[i].to_string());
-                cells.push(r.std[i].to_string());
+                for v in [r.mean[i], r.std[i]] {
+                    cells.push(if v.is_nan() {
+                        String::new()
+                    } else {
+                        v.to_string()
+                    });
+                }
             }
             s.push_str(&cells.join(","));
             s.push('\n');
@@ -350,8 +380,8 @@ impl Report {
             .or_else(|| (0..self.columns.len()).find(|&i| numeric(i))))
     }
 
-    /// One panel per metric: a line per combination of the other columns,
-    /// against column `x`.
+    /// One panel per metric that some row has: a line per combination of
+    /// the other columns, against column `x`.
     pub fn panels(&self, x: usize) -> Vec<SweepPanel> {
         let mut labels: Vec<String> = Vec::new();
         let label_of = |r: &ReportRow| -> String {
@@ -388,6 +418,7 @@ impl Report {
                             label: l.clone(),
                             points: rows
                                 .iter()
+                                .filter(|r| r.mean[m].is_finite())
                                 .filter_map(|r| Some((r.values[x].as_f64()?, r.mean[m], r.std[m])))
                                 .collect(),
                             reference: rows
@@ -403,6 +434,8 @@ impl Report {
                     })
                     .collect(),
             })
+            // A metric no run has (absorption without a hierarchy) gets no panel.
+            .filter(|p| p.series.iter().any(|s| !s.points.is_empty()))
             .collect()
     }
 
@@ -468,11 +501,13 @@ fn published_metric(p: PublishedRow, key: &str) -> Option<f64> {
     }
 }
 
-fn mean_std(runs: &[[f64; 9]]) -> ([f64; 9], [f64; 9]) {
+/// Mean and sample standard deviation per metric; NaN where a run has no
+/// value.
+fn mean_std(runs: &[[f64; N_METRICS]]) -> ([f64; N_METRICS], [f64; N_METRICS]) {
     let n = runs.len() as f64;
-    let mut mean = [0.0; 9];
-    let mut std = [0.0; 9];
-    for i in 0..9 {
+    let mut mean = [0.0; N_METRICS];
+    let mut std = [0.0; N_METRICS];
+    for i in 0..N_METRICS {
         mean[i] = runs.iter().map(|r| r[i]).sum::<f64>() / n;
         if runs.len() > 1 {
             let ss: f64 = runs.iter().map(|r| (r[i] - mean[i]).powi(2)).sum();
@@ -491,7 +526,11 @@ fn cell(v: &Value) -> String {
 }
 
 fn fmt_stat(key: &str, mean: f64, std: f64) -> String {
+    if mean.is_nan() {
+        return "-".into();
+    }
     match key {
+        "split_features" => format!("{mean:.1} ± {std:.1}"),
         "l0" => format!("{mean:.2} ± {std:.2}"),
         "dead_latents" => format!("{mean:.1} ± {std:.1}"),
         _ => format!("{mean:.4} ± {std:.4}"),
@@ -512,11 +551,16 @@ mod tests {
 
     #[test]
     fn sample_std_and_formatting() {
-        let (m, s) = mean_std(&[[1.0; 9], [3.0; 9]]);
+        let (m, s) = mean_std(&[[1.0; N_METRICS], [3.0; N_METRICS]]);
         assert_eq!(m[0], 2.0);
         assert!((s[0] - 2f64.sqrt()).abs() < 1e-12);
-        let (_, s) = mean_std(&[[1.0; 9]]);
+        let (_, s) = mean_std(&[[1.0; N_METRICS]]);
         assert_eq!(s[0], 0.0);
+        let mut none = [1.0; N_METRICS];
+        none[9] = f64::NAN;
+        let (m, _) = mean_std(&[[1.0; N_METRICS], none]);
+        assert!(m[9].is_nan() && m[0] == 1.0);
+        assert_eq!(fmt_stat("absorption", m[9], 0.0), "-");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(fmt_stat("mcc", 0.5, 0.01), "0.5000 ± 0.0100");
     }

@@ -91,7 +91,7 @@ fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .light_line_style(RGBColor(235, 235, 235))
         .x_desc("log10(parent firing probability)")
-        .y_desc("share of rows with a child")
+        .y_desc("share of rows where a child fires")
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
         .x_label_formatter(&|x| format!("{x:.1}"))
