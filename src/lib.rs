@@ -8,6 +8,7 @@
 
 pub mod alloc_tuning;
 pub mod backend;
+pub mod sources;
 
 pub use synthsae_data as data;
 pub use synthsae_eval as eval;

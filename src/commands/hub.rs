@@ -13,20 +13,12 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
 use synthsae::data::SyntheticModelConfig;
+use synthsae::sources::{MODEL_FILES, SAE_FILES};
 use synthsae_hub::{parse_source, FileSet, HubClient, Source, UploadOptions};
 
 use super::{write_atomic, CliError, GlobalOpts};
 
-/// Files of a synthetic model (sae-lens layout).
-pub const MODEL_FILES: FileSet<'static> = FileSet::new(
-    &["synthetic_model_config.json", "synthetic_model.safetensors"],
-    &["hierarchy.json"],
-);
-
-/// Files of an SAE (sae-lens layout).
-pub const SAE_FILES: FileSet<'static> = FileSet::new(&["cfg.json", "sae_weights.safetensors"], &[]);
-
-/// What a folder holds.
+/// What a source holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -157,12 +149,7 @@ pub fn resolve_source(source: &Path, kind: Kind) -> Result<PathBuf, CliError> {
     let Some(s) = source.to_str() else {
         return Ok(source.to_path_buf());
     };
-    match parse_source(s)? {
-        Source::Local(p) => Ok(p),
-        Source::Hub { repo_id, subfolder } => {
-            Ok(client()?.download(&repo_id, subfolder.as_deref(), &kind.files())?)
-        }
-    }
+    Ok(synthsae::sources::resolve(s, kind.files())?)
 }
 
 /// [`resolve_source`] for a synthetic model.

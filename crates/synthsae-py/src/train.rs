@@ -1,0 +1,108 @@
+//! `synthsae.train`: a run from a sae-lens runner config, as `synthsae train`
+//! does it, with progress on stderr and Ctrl-C honoured between steps.
+
+use std::io::Write;
+
+use burn::backend::Autodiff;
+use pyo3::exceptions::PyKeyboardInterrupt;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::json;
+use synthsae::train::{build_model, sampler_for, RunObserver, RunnerConfig, StartedRun};
+
+use crate::errors::{bad_argument, PyResultExt};
+use crate::json::{from_py, value_to_py};
+use crate::model::B;
+
+/// Prints `training: step / total` on stderr, at most every 1 % of the run.
+struct StderrProgress {
+    total: u64,
+    shown: u64,
+}
+
+impl RunObserver for StderrProgress {
+    fn on_phase(&mut self, phase: &str) {
+        eprintln!("synthsae: {phase}");
+    }
+}
+
+impl StderrProgress {
+    fn step(&mut self, step: u64) {
+        let every = (self.total / 100).max(1);
+        if step == self.total || step >= self.shown + every {
+            self.shown = step;
+            eprint!("\rsynthsae: training step {step} / {}", self.total);
+            if step == self.total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+/// Trains the runner config `runner_config` (a dict with the keys of
+/// sae-lens's `runner_config.json` plus synthsae's own, as `synthsae train`
+/// reads it) and returns the run's report as a dict (the keys of
+/// `synthsae train --json`). The checkpoints it writes are complete and
+/// atomic, so a `KeyboardInterrupt` (raised between two steps) leaves the
+/// latest one usable for `resume`.
+#[pyfunction]
+#[pyo3(signature = (runner_config, resume=None))]
+pub fn train<'py>(
+    py: Python<'py>,
+    runner_config: &Bound<'py, PyDict>,
+    resume: Option<std::path::PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let value = from_py(runner_config)?;
+    let mut cfg = RunnerConfig::from_value(value).map_err(|e| bad_argument("runner_config", e))?;
+    if let synthsae::train::ModelSpec::Source(s) = &cfg.synthetic_model {
+        let dir = synthsae::sources::resolve(s, synthsae::sources::MODEL_FILES).py()?;
+        cfg.synthetic_model = synthsae::train::ModelSpec::Source(dir.display().to_string());
+    }
+    let report = py
+        .detach(move || -> PyResult<serde_json::Value> {
+            type AD = Autodiff<B>;
+            let device = Default::default();
+            let model = build_model::<B>(&cfg.synthetic_model, &device).py()?;
+            let sampler = sampler_for(&cfg, &model);
+            let mut run = StartedRun::<AD>::start(cfg, &model, &device, resume.as_deref()).py()?;
+            let mut progress = StderrProgress {
+                total: run.total_steps(),
+                shown: run.next_step(),
+            };
+            progress.on_phase("training");
+            while !run.is_done() {
+                let batch = sampler.train_batch(run.next_step()).py()?;
+                run.step(batch, &mut progress).py()?;
+                progress.step(run.next_step());
+                // Ctrl-C sets a flag that only the interpreter can read.
+                Python::attach(|py| py.check_signals())?;
+            }
+            let result = run.finish(&mut progress).py()?;
+            let mut final_eval = result
+                .final_eval
+                .as_ref()
+                .map(|e| serde_json::to_value(e).expect("serialises"));
+            if let (Some(v), Some(h)) = (final_eval.as_mut(), &result.final_hierarchy) {
+                v["hierarchy"] = serde_json::to_value(h).expect("serialises");
+            }
+            Ok(json!({
+                "output_path": result.output_path.as_ref().map(|p| p.display().to_string()),
+                "n_training_samples": result.n_training_samples,
+                "train_seconds": result.train_seconds,
+                "samples_per_second":
+                    result.n_training_samples as f64 / result.train_seconds.max(1e-9),
+                "l0": result.l0,
+                "num_dead_features": result.num_dead_features,
+                "final_eval": final_eval,
+            }))
+        })
+        .inspect_err(|e: &PyErr| {
+            Python::attach(|py| {
+                if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+                    eprintln!("\nsynthsae: interrupted; the latest checkpoint is complete");
+                }
+            });
+        })?;
+    value_to_py(py, &report)
+}
