@@ -2,9 +2,10 @@
 //! does it, with progress on stderr and Ctrl-C honoured between steps.
 
 use std::io::Write;
+use std::sync::mpsc::sync_channel;
 
 use burn::backend::Autodiff;
-use pyo3::exceptions::PyKeyboardInterrupt;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::json;
@@ -13,6 +14,9 @@ use synthsae::train::{build_model, sampler_for, RunObserver, RunnerConfig, Start
 use crate::errors::{bad_argument, PyResultExt};
 use crate::json::{from_py, value_to_py};
 use crate::model::B;
+
+/// Batches sampled ahead of the step that trains on them.
+const PREFETCH: usize = 2;
 
 /// Prints `training: step / total` on stderr, at most every 1 % of the run.
 struct StderrProgress {
@@ -71,13 +75,32 @@ pub fn train<'py>(
                 shown: run.next_step(),
             };
             progress.on_phase("training");
-            while !run.is_done() {
-                let batch = sampler.train_batch(run.next_step()).py()?;
-                run.step(batch, &mut progress).py()?;
-                progress.step(run.next_step());
-                // Ctrl-C sets a flag that only the interpreter can read.
-                Python::attach(|py| py.check_signals())?;
-            }
+            let (first, total) = (run.next_step(), run.total_steps());
+            // Batch i of the run's stream is sampled on a producer thread while
+            // step i - 1 trains, as `synthsae train` does; leaving the scope
+            // early (an error, Ctrl-C) drops the receiver, which ends the
+            // producer.
+            std::thread::scope(|scope| -> PyResult<()> {
+                let (tx, rx) = sync_channel(PREFETCH);
+                let sampler = &sampler;
+                scope.spawn(move || {
+                    for i in first..total {
+                        if tx.send(sampler.train_batch(i)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                while !run.is_done() {
+                    let batch = rx
+                        .recv()
+                        .map_err(|_| PyRuntimeError::new_err("the batch producer stopped"))?;
+                    run.step(batch.py()?, &mut progress).py()?;
+                    progress.step(run.next_step());
+                    // Ctrl-C sets a flag that only the interpreter can read.
+                    Python::attach(|py| py.check_signals())?;
+                }
+                Ok(())
+            })?;
             let result = run.finish(&mut progress).py()?;
             let mut final_eval = result
                 .final_eval

@@ -182,6 +182,25 @@ def test_evaluate_equals_the_cli(trained, tutorial):
     assert ours["hierarchy"]["absorption"] is None  # the tutorial has no hierarchy
 
 
+def test_train_writes_what_the_cli_writes(tutorial, tmp_path):
+    path, _ = tutorial
+    cfg = {
+        "synthetic_model": str(path),
+        "sae": {"architecture": "topk", "d_in": 32, "d_sae": 16, "k": 4},
+        "training_samples": 60_000,
+        "batch_size": 1024,
+        "lr": 3e-3,
+        "eval_samples": 2048,
+        "eval_frequency": 20,
+        "seed": 4,
+    }
+    synthsae.train({**cfg, "output_path": str(tmp_path / "py")})
+    (tmp_path / "cfg.json").write_text(json.dumps({**cfg, "output_path": str(tmp_path / "cli")}))
+    run_cli("train", "--config", str(tmp_path / "cfg.json"))
+    for f in ["sae_weights.safetensors", "eval_stats.json", "hierarchy_stats.json", "sparsity.safetensors"]:
+        assert (tmp_path / "py" / f).read_bytes() == (tmp_path / "cli" / f).read_bytes(), f
+
+
 def test_hierarchy_section_from_python(tmp_path):
     model = synthsae.SyntheticModel.from_config(SMALL_HIERARCHY)
     model.save(tmp_path / "small")
