@@ -10,11 +10,10 @@ use numpy::PyArray2;
 use pyo3::prelude::*;
 use synthsae::data::{SampleRng, SyntheticModel};
 
-use crate::errors::PyResultExt;
 use crate::model::{draw, matrix, B};
 
 /// One produced batch: hidden activations `[rows · D]`, or why sampling failed.
-type Produced = Result<Vec<f32>, synthsae::data::DataError>;
+type Produced = PyResult<Vec<f32>>;
 
 /// The iterator `SyntheticModel.batches` returns; `next()` gives float32
 /// `[batch_size, D]` arrays, and `close()` (or dropping it) stops the
@@ -78,7 +77,7 @@ impl Batches {
         // Wait for the producer without holding the interpreter.
         let next = py.detach(|| rx.lock().ok().and_then(|r| r.recv().ok()));
         match next {
-            Some(batch) => Ok(Some(matrix(py, batch.py()?, self.rows, self.dim)?)),
+            Some(batch) => Ok(Some(matrix(py, batch?, self.rows, self.dim)?)),
             None => Ok(None),
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use burn::backend::Flex;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2};
+use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use synthsae::data::{sample_rng, Csr, SampleRng, SyntheticModel, SyntheticModelConfig};
@@ -43,22 +44,35 @@ pub fn rng(seed: Option<u64>) -> SampleRng {
 }
 
 /// `rows` rows of `model` drawn from `rng` in draws of [`DRAW_ROWS`]:
-/// hidden activations `[rows · D]` and the features of each row.
+/// hidden activations `[rows · D]` and the features of each row. A size
+/// that cannot be allocated is a `MemoryError`, not an abort.
 pub fn draw(
     model: &SyntheticModel<B>,
     rows: usize,
     rng: &mut SampleRng,
     with_features: bool,
-) -> Result<(Vec<f32>, Option<Csr>), synthsae::data::DataError> {
+) -> PyResult<(Vec<f32>, Option<Csr>)> {
     let dict = model.host_dictionary();
     let d = dict.hidden_dim();
-    let mut hidden = vec![0f32; rows * d];
+    let too_big = || {
+        PyMemoryError::new_err(format!(
+            "batch_size: {rows} rows × {d} dimensions do not fit in memory"
+        ))
+    };
+    let len = rows
+        .checked_mul(d)
+        .filter(|&n| n <= isize::MAX as usize / 4)
+        .ok_or_else(too_big)?;
+    let mut hidden = Vec::new();
+    hidden.try_reserve_exact(len).map_err(|_| too_big())?;
+    hidden.resize(len, 0f32);
     let mut features = with_features.then(|| Csr::empty(dict.num_features()));
     let mut done = 0;
     while done < rows {
         let b = DRAW_ROWS.min(rows - done);
         let f = model.sample_features(b, rng);
-        dict.forward_sparse_into(&f, &mut hidden[done * d..(done + b) * d])?;
+        dict.forward_sparse_into(&f, &mut hidden[done * d..(done + b) * d])
+            .py()?;
         if let Some(all) = features.as_mut() {
             for (idx, val) in f.rows() {
                 all.push_row(idx.iter().copied().zip(val.iter().copied()));
@@ -199,11 +213,8 @@ impl PySyntheticModel {
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         check_rows("batch_size", batch_size)?;
         let model = self.inner.clone();
-        let hidden = py.detach(move || {
-            draw(&model, batch_size, &mut rng(seed), false)
-                .map(|(h, _)| h)
-                .py()
-        })?;
+        let hidden =
+            py.detach(move || draw(&model, batch_size, &mut rng(seed), false).map(|(h, _)| h))?;
         matrix(py, hidden, batch_size, self.hidden_dim())
     }
 
@@ -221,7 +232,7 @@ impl PySyntheticModel {
         check_rows("batch_size", batch_size)?;
         let model = self.inner.clone();
         let (hidden, features) =
-            py.detach(move || draw(&model, batch_size, &mut rng(seed), true).py())?;
+            py.detach(move || draw(&model, batch_size, &mut rng(seed), true))?;
         let features = features.expect("asked for");
         Ok((
             matrix(py, hidden, batch_size, self.hidden_dim())?,

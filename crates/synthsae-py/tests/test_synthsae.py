@@ -249,6 +249,10 @@ def test_errors_are_python_exceptions(tmp_path, tutorial):
         model.batches(16, prefetch=0)
     with pytest.raises(OverflowError):
         model.sample(-1)
+    with pytest.raises(MemoryError, match="batch_size"):
+        model.sample(2**62)
+    with pytest.raises(MemoryError, match="batch_size"):
+        next(model.batches(2**40))
     with pytest.raises(OSError):
         synthsae.evaluate(str(tmp_path / "no-sae"), model, samples=10)
     with pytest.raises(ValueError, match="samples"):
