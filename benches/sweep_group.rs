@@ -98,7 +98,7 @@ fn shape(name: &str, cfgs: Vec<RunnerConfig>, rounds: usize) {
         let times = [
             timed(|| {
                 (0..steps)
-                    .map(|i| sampler.train_batch(i).expect("batch").hidden.len())
+                    .map(|i| sampler.train_batch(i).expect("batch").features.nnz())
                     .sum::<usize>()
             }),
             timed(|| {

@@ -11,9 +11,12 @@
 //!   for the sparse decode, per-sample normalisation and the tanh loss):
 //!   training forward, every loss term, every parameter gradient, the state
 //!   update, the exported inference SAE's tensors, `encode`, `decode`;
-//! * a short training run through the runner (finite, decreasing loss; the
-//!   trajectory, final evaluation and output folder against the reference);
-//! * an evaluation (`eval_sae_on_synthetic_data`: MCC and every metric).
+//! * short training runs through the runner, with hidden activations by the
+//!   device path (standard, batchtopk) and by the host path (batchtopk):
+//!   finite, decreasing loss; the trajectory, final evaluation and output
+//!   folder against the reference (host path);
+//! * an evaluation (`eval_sae_on_synthetic_data`: MCC and every metric), by
+//!   both hidden paths.
 //!
 //! Instances (each compared with a reference backend): `flex` (reference:
 //! ndarray) and `ndarray` (reference: flex) always; `wgpu` and `cuda`
@@ -55,6 +58,7 @@ macro_rules! suite {
     ($name:ident, $backend:ty, $reference:ty, $device:expr, $tol:expr) => {
         mod $name {
             use crate::conformance::{eval, sae, sampling, train, Target};
+            use synthsae::data::HiddenPath;
 
             type B = $backend;
             type R = $reference;
@@ -88,12 +92,17 @@ macro_rules! suite {
 
             #[test]
             fn train_standard() {
-                train::short_run::<B, R>(&target(), "standard");
+                train::short_run::<B, R>(&target(), "standard", HiddenPath::Device);
             }
 
             #[test]
             fn train_batchtopk() {
-                train::short_run::<B, R>(&target(), "batchtopk");
+                train::short_run::<B, R>(&target(), "batchtopk", HiddenPath::Device);
+            }
+
+            #[test]
+            fn train_batchtopk_host_path() {
+                train::short_run::<B, R>(&target(), "batchtopk", HiddenPath::Host);
             }
 
             #[test]

@@ -9,8 +9,8 @@ use burn::tensor::backend::Backend;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use synthsae::data::{
-    compute_superposition_stats, preset, sample_rng, CorrelationStats, HiddenPath,
-    OrthogonalizationReport, SyntheticModel, SyntheticModelConfig,
+    compute_superposition_stats, preset, sample_rng, CorrelationStats, OrthogonalizationReport,
+    SyntheticModel, SyntheticModelConfig,
 };
 use synthsae::{BackendJob, BackendKind};
 
@@ -200,11 +200,7 @@ impl BackendJob for ModelJob {
             ),
         };
         let build_seconds = start.elapsed().as_secs_f64();
-        let model = model.with_hidden_path(if synthsae_host::is_cpu::<B>() {
-            HiddenPath::Host
-        } else {
-            HiddenPath::Device
-        });
+        // The model's default path, `auto`: host on CPU backends, device on GPUs.
         report(
             &model,
             label,

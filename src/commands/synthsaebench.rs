@@ -11,7 +11,7 @@ use serde_json::json;
 use synthsae::train::recipe::{published, SynthSaeBenchRecipe};
 use synthsae::train::{ModelSpec, TrainError};
 
-use super::train::{print_report, train};
+use super::train::{print_report, train, RunFlags};
 use super::{CliError, GlobalOpts};
 
 /// Arguments of `synthsae synthsaebench`.
@@ -54,6 +54,8 @@ pub struct SynthSaeBenchArgs {
     /// `runner_config.json` and synthsae's own keys) as JSON and exit.
     #[arg(long)]
     pub print_config: bool,
+    #[command(flatten)]
+    pub run: RunFlags,
 }
 
 /// The recipe the arguments describe, for a model of hidden dimension `d_in`.
@@ -109,7 +111,8 @@ pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
             args.architecture, args.l0, args.seed
         ))
     });
-    let cfg = recipe.runner_config(&model, Some(&out))?;
+    let mut cfg = recipe.runner_config(&model, Some(&out))?;
+    args.run.apply(&mut cfg);
     if args.print_config {
         let v = json!({"runner_config": cfg.to_saelens_json(), "synthsae": cfg.synthsae_json()});
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -138,11 +141,13 @@ pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
         "uniqueness": e.uniqueness,
         "explained_variance": e.explained_variance,
         "dead_latents": e.dead_latents,
+        "hidden_path": report.hidden_path.name(),
         "published": published.map(|p| json!({
             "f1": p.f1, "mcc": p.mcc, "uniqueness": p.uniqueness,
             "explained_variance": p.explained_variance, "model": p.model,
         })),
         "output_path": out.display().to_string(),
+        "timings": report.to_json()["timings"],
     });
     let mut f = std::fs::OpenOptions::new()
         .create(true)

@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
+use synthsae::data::HiddenPath;
 use synthsae::data::SyntheticModel;
 use synthsae::eval::{HierarchyMetrics, SimilarityMatrix, SyntheticDataEvalResult};
+use synthsae::host::profile::{self, Phase, PhaseTotal};
 use synthsae::train::{ModelSpec, Progress, RunObserver, RunnerConfig};
 use synthsae::{BackendJob, BackendKind};
 
@@ -35,6 +37,39 @@ pub struct TrainArgs {
     /// Overrides the config's `training_samples`.
     #[arg(long)]
     pub training_samples: Option<u64>,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// Flags that change how a run computes, not what it trains (shared by
+/// `train` and `synthsaebench`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunFlags {
+    /// Where hidden activations of sampled batches are computed: `auto`
+    /// (host on CPU backends, device on GPU backends), `host` (gather-sum on
+    /// the host, `[B, D]` uploaded) or `device` (the sparse batch uploaded,
+    /// gather-sum on the device). Overrides the config's `hidden_path`.
+    #[arg(long, value_name = "PATH")]
+    pub hidden_path: Option<HiddenPath>,
+    /// Measures where the run's time goes (sampling, waiting for data,
+    /// upload, step, top-k, read-backs, evaluations) and prints the
+    /// breakdown (`timings` in the JSON). Waits for the device at the end of
+    /// each phase, so a GPU run is slightly slower with it.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+impl RunFlags {
+    /// Applies the flags to `cfg` and, with `--timings`, starts profiling.
+    pub fn apply(&self, cfg: &mut RunnerConfig) {
+        if let Some(p) = self.hidden_path {
+            cfg.hidden_path = p;
+        }
+        if self.timings {
+            profile::reset();
+            profile::enable();
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -57,6 +92,10 @@ pub struct TrainReport {
     /// Signed cosine similarity `[S, N]` of decoder rows and true features,
     /// when asked for (plots).
     pub similarity: Option<SimilarityMatrix>,
+    /// Where hidden activations were computed (`host` or `device`).
+    pub hidden_path: HiddenPath,
+    /// Where the time went, with `--timings`.
+    pub timings: Option<Vec<PhaseTotal>>,
 }
 
 impl TrainReport {
@@ -76,8 +115,75 @@ impl TrainReport {
                 }
                 v
             }),
+            "hidden_path": self.hidden_path.name(),
+            "timings": self.timings.as_ref().map(|t| {
+                t.iter()
+                    .map(|p| {
+                        (
+                            p.phase.key().to_string(),
+                            json!({"seconds": p.seconds, "count": p.count}),
+                        )
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+            }),
         })
     }
+}
+
+/// The `--timings` breakdown: each phase's seconds, share of the training
+/// time and milliseconds per step (steps taken in this process: the step
+/// phase's count).
+pub fn timings_table(totals: &[PhaseTotal], train_seconds: f64) -> String {
+    let get = |p: Phase| totals.iter().find(|t| t.phase == p).copied();
+    let steps = get(Phase::Step).map_or(0, |t| t.count).max(1) as f64;
+    let mut s = format!(
+        "time breakdown ({train_seconds:.2} s of training, {steps} steps; phases waited for on \
+         the device)\n"
+    );
+    let rows = [
+        (Phase::WaitData, "waiting for data"),
+        (Phase::Upload, "upload / device gather"),
+        (Phase::Step, "step (with top-k)"),
+        (Phase::TopK, "top-k on the host"),
+        (Phase::ReadBack, "step read-back"),
+        (Phase::Eval, "periodic evaluation"),
+    ];
+    let mut accounted = 0.0;
+    for (phase, label) in rows {
+        let Some(t) = get(phase) else { continue };
+        if phase != Phase::TopK {
+            accounted += t.seconds;
+        }
+        s.push_str(&format!(
+            "  {label:<24} {:>9.2} s {:>6.1} % {:>9.3} ms/step ({} spans)\n",
+            t.seconds,
+            100.0 * t.seconds / train_seconds.max(1e-9),
+            1e3 * t.seconds / steps,
+            t.count
+        ));
+    }
+    let other = (train_seconds - accounted).max(0.0);
+    s.push_str(&format!(
+        "  {:<24} {other:>9.2} s {:>6.1} %\n",
+        "other",
+        100.0 * other / train_seconds.max(1e-9)
+    ));
+    if let Some(t) = get(Phase::Sampling) {
+        s.push_str(&format!(
+            "  {:<24} {:>9.2} s on the sampling thread, {} batches ({:.0} batches/s while busy)\n",
+            "host sampling",
+            t.seconds,
+            t.count,
+            t.count as f64 / t.seconds.max(1e-9)
+        ));
+    }
+    if let Some(t) = get(Phase::FinalEval) {
+        s.push_str(&format!(
+            "  {:<24} {:>9.2} s after training\n",
+            "final evaluation", t.seconds
+        ));
+    }
+    s
 }
 
 /// Reads a runner config and applies the command-line overrides.
@@ -123,7 +229,8 @@ pub fn pick_backend(cfg: &RunnerConfig, opts: &GlobalOpts) -> Result<BackendKind
 
 /// `synthsae train`.
 pub fn run(args: TrainArgs, opts: &GlobalOpts) -> Result<(), CliError> {
-    let cfg = load_config(&args)?;
+    let mut cfg = load_config(&args)?;
+    args.run.apply(&mut cfg);
     let report = train(cfg, args.resume.as_deref(), false, opts)?;
     print_report(&report, opts);
     Ok(())
@@ -151,6 +258,9 @@ pub fn print_report(report: &TrainReport, opts: &GlobalOpts) {
     }
     if let Some(h) = &report.final_hierarchy {
         print!("{}", hierarchy_table(h));
+    }
+    if let Some(t) = &report.timings {
+        print!("{}", timings_table(t, report.train_seconds));
     }
     if let Some(p) = &report.output_path {
         println!("outputs written to {}", p.display());
@@ -277,6 +387,7 @@ impl BackendJob for TrainJob {
             }
             ModelSpec::Source(path) => SyntheticModel::load(path, &device)?,
         };
+        let hidden_path = self.cfg.hidden_path.resolve::<B>();
         let mut observer = Bar::new(
             self.cfg
                 .training_samples
@@ -308,6 +419,8 @@ impl BackendJob for TrainJob {
             final_eval: result.final_eval,
             final_hierarchy: result.final_hierarchy,
             similarity,
+            hidden_path,
+            timings: profile::is_enabled().then(profile::totals),
         })
     }
 }

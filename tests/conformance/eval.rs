@@ -2,11 +2,12 @@
 //! weights set to the true features plus seeded noise, on the device), then
 //! `eval_sae_on_synthetic_data` (cosine matrix in row blocks, assignment,
 //! MCC, L0, dead latents, shrinkage, explained variance, classification) on
-//! the backend under test and on the reference, from the same sample stream.
+//! the backend under test (hidden activations by the host and by the device
+//! path) and on the reference, from the same sample stream.
 
 use burn::prelude::*;
 use serde_json::json;
-use synthsae::data::{sample_rng, SyntheticModel, SyntheticModelConfig};
+use synthsae::data::{sample_rng, HiddenPath, SyntheticModel, SyntheticModelConfig};
 use synthsae::eval::{
     eval_sae_on_synthetic_data, init_weights_to_match_features, EvalOptions, InitOptions,
     SaeWeights, SyntheticDataEvalResult,
@@ -63,45 +64,59 @@ fn matched_sae<X: Backend>(model: &SyntheticModel<X>, device: &X::Device) -> Any
     AnySae::TopK(TopKSae::new(core, cfg.inference_config()))
 }
 
-fn evaluate<X: Backend>(device: &X::Device) -> (SyntheticDataEvalResult, Vec<f32>) {
+fn evaluate<X: Backend>(
+    device: &X::Device,
+    path: HiddenPath,
+) -> (SyntheticDataEvalResult, Vec<f32>) {
     let model = SyntheticModel::<X>::new(model_config(), device).expect("model builds");
     let sae = matched_sae(&model, device);
     let weights = host("matched decoder", synthsae::sae::Sae::decoder_weights(&sae));
-    let options = EvalOptions::new(8192).with_batch_size(1024);
+    let options = EvalOptions::new(8192)
+        .with_batch_size(1024)
+        .with_hidden_path(path);
     let result = eval_sae_on_synthetic_data(&sae, &model, &options, &mut sample_rng(Some(17)))
         .expect("evaluation");
     (result, weights)
 }
 
-/// The evaluation on the backend equals the reference's metric by metric,
-/// and the matched SAE scores as it should (MCC > 0.9).
+/// The evaluation on the backend, by each hidden path, equals the
+/// reference's (host path) metric by metric, and the matched SAE scores as
+/// it should (MCC > 0.9).
 pub fn matches_reference<B: Backend, R: Backend>(t: &Target<B>) {
     let mut report = Report::default();
-    let (got, got_w) = evaluate::<B>(&t.device);
-    let (want, want_w) = evaluate::<R>(&Default::default());
-    let what = |p: &str| format!("{} evaluation: {p}", t.name);
-    report.add(
-        "matched weights",
-        compare(&what("matched decoder"), &got_w, &want_w, t.tol.rel) as f64,
-    );
-    for ((k, a), (_, b)) in got.to_log_dict("").into_iter().zip(want.to_log_dict("")) {
-        report.add("metrics", compare_scalar(&what(&k), a, b, t.tol.rel as f64));
+    let (want, want_w) = evaluate::<R>(&Default::default(), HiddenPath::Host);
+    for path in [HiddenPath::Host, HiddenPath::Device] {
+        let (got, got_w) = evaluate::<B>(&t.device, path);
+        let what = |p: &str| format!("{} evaluation ({path} path): {p}", t.name);
+        report.add(
+            "matched weights",
+            compare(&what("matched decoder"), &got_w, &want_w, t.tol.rel) as f64,
+        );
+        for ((k, a), (_, b)) in got.to_log_dict("").into_iter().zip(want.to_log_dict("")) {
+            report.add("metrics", compare_scalar(&what(&k), a, b, t.tol.rel as f64));
+        }
+        eprintln!(
+            "conformance[{}] eval ({path} path): MCC {:.4}, L0 {:.2} (true {:.2}), explained \
+             variance {:.4}, F1 {:.4}",
+            t.name,
+            got.mcc,
+            got.sae_l0,
+            got.true_l0,
+            got.explained_variance,
+            got.classification.f1_score
+        );
+        assert_eq!(
+            got.dead_latents,
+            want.dead_latents,
+            "{}",
+            what("dead latents")
+        );
+        assert!(got.mcc > 0.9, "{}", what(&format!("MCC {} ≤ 0.9", got.mcc)));
+        assert!(
+            got.explained_variance > 0.5,
+            "{}",
+            what(&format!("explained variance {}", got.explained_variance))
+        );
     }
-    eprintln!(
-        "conformance[{}] eval: MCC {:.4}, L0 {:.2} (true {:.2}), explained variance {:.4}, F1 {:.4}",
-        t.name, got.mcc, got.sae_l0, got.true_l0, got.explained_variance, got.classification.f1_score
-    );
-    assert_eq!(
-        got.dead_latents,
-        want.dead_latents,
-        "{}",
-        what("dead latents")
-    );
-    assert!(got.mcc > 0.9, "{}", what(&format!("MCC {} ≤ 0.9", got.mcc)));
-    assert!(
-        got.explained_variance > 0.5,
-        "{}",
-        what(&format!("explained variance {}", got.explained_variance))
-    );
     report.print(t.name, "eval");
 }

@@ -1,11 +1,15 @@
 //! A short training run through the runner (`synthsae::train::run`: model
 //! built on the backend, trainer with Adam, firing statistics, the scaling
 //! factor estimate and fold, periodic and final evaluations, the output
-//! folder) on the backend under test and on the reference backend.
+//! folder) on the backend under test and on the reference backend. The run
+//! under test computes its hidden activations by the given path (the host
+//! gather-sum uploaded, or the device gather-sum from the uploaded sparse
+//! batch); the reference always takes the host path.
 
 use burn::backend::Autodiff;
 use burn::prelude::*;
 use serde_json::json;
+use synthsae::data::HiddenPath;
 use synthsae::sae::{AnySae, Sae};
 use synthsae::train::{build_model, run, Progress, RunObserver, RunnerConfig, RunnerResult};
 
@@ -26,7 +30,7 @@ impl RunObserver for Losses {
     }
 }
 
-fn config(architecture: &str, output: &std::path::Path) -> RunnerConfig {
+fn config(architecture: &str, output: &std::path::Path, path: HiddenPath) -> RunnerConfig {
     let sae = match architecture {
         "standard" => json!({"architecture": "standard", "d_in": 32, "d_sae": 32,
                              "l1_coefficient": 0.05,
@@ -54,6 +58,7 @@ fn config(architecture: &str, output: &std::path::Path) -> RunnerConfig {
         "seed": 5,
         "output_path": output.to_str().expect("UTF-8 temp path"),
         "checkpoint_path": null,
+        "hidden_path": path.name(),
     }))
     .expect("valid runner config")
 }
@@ -62,8 +67,9 @@ fn train<X: Backend>(
     architecture: &str,
     output: &std::path::Path,
     device: &X::Device,
+    path: HiddenPath,
 ) -> (RunnerResult<Autodiff<X>>, Vec<f64>) {
-    let cfg = config(architecture, output);
+    let cfg = config(architecture, output, path);
     let model = build_model::<X>(&cfg.synthetic_model, device).expect("model builds");
     let mut losses = Losses::default();
     let result = run::<Autodiff<X>>(cfg, &model, device, None, &mut losses).expect("training run");
@@ -77,17 +83,19 @@ fn mean(v: &[f64]) -> f64 {
 /// Trains `architecture` for [`STEPS`] steps on the backend under test and on
 /// the reference: every step's loss is finite, the loss decreases, the
 /// trajectory and the final evaluation match the reference's, and the output
-/// folder holds what was trained.
-pub fn short_run<B: Backend, R: Backend>(t: &Target<B>, architecture: &str) {
+/// folder holds what was trained. The run under test takes hidden path
+/// `path`; the reference the host path.
+pub fn short_run<B: Backend, R: Backend>(t: &Target<B>, architecture: &str, path: HiddenPath) {
     let mut report = Report::default();
-    let dir = TempDir::new(&format!("train-{}-{architecture}", t.name));
-    let (result, losses) = train::<B>(architecture, &dir.path().join("run"), &t.device);
+    let dir = TempDir::new(&format!("train-{}-{architecture}-{path}", t.name));
+    let (result, losses) = train::<B>(architecture, &dir.path().join("run"), &t.device, path);
     let (reference, ref_losses) = train::<R>(
         architecture,
         &dir.path().join("reference"),
         &Default::default(),
+        HiddenPath::Host,
     );
-    let what = |p: &str| format!("{} training {architecture}: {p}", t.name);
+    let what = |p: &str| format!("{} training {architecture} ({path} path): {p}", t.name);
 
     assert_eq!(losses.len() as u64, STEPS, "{}", what("steps"));
     assert_eq!(result.n_training_samples, STEPS * BATCH as u64);
@@ -103,7 +111,7 @@ pub fn short_run<B: Backend, R: Backend>(t: &Target<B>, architecture: &str) {
         ))
     );
     eprintln!(
-        "conformance[{}] train_{architecture}: loss {first:.4} (first 10 steps) -> {last:.4} (last 10)",
+        "conformance[{}] train_{architecture} ({path} path): loss {first:.4} (first 10 steps) -> {last:.4} (last 10)",
         t.name
     );
 
@@ -174,5 +182,5 @@ pub fn short_run<B: Backend, R: Backend>(t: &Target<B>, architecture: &str) {
         );
     }
     assert_eq!(saved.d_sae(), trained.d_sae());
-    report.print(t.name, &format!("train_{architecture}"));
+    report.print(t.name, &format!("train_{architecture}_{path}"));
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod feature_dictionary;
 pub mod firing;
 pub mod generator;
+pub mod hidden_path;
 pub mod hierarchy;
 pub mod hierarchy_modifier;
 mod huge_pages;
@@ -43,6 +44,7 @@ pub use firing::{
     zipfian_firing_probabilities, FiringProbabilityConfig, FiringProbabilityGenerator,
 };
 pub use generator::{correlation_threshold, ActivationGenerator, Correlation};
+pub use hidden_path::HiddenPath;
 pub use hierarchy::{
     generate_hierarchy, validate_hierarchy, BranchingFactor, Hierarchy, HierarchyConfig,
     HierarchyNode,
@@ -57,8 +59,6 @@ pub use per_feature::{FeatureParams, PerFeature};
 pub use presets::{preset, PRESETS};
 pub use rng::{sample_rng, ChaChaSource, RandomSource, SampleRng};
 pub use superposition::{compute_superposition_stats, SuperpositionStats};
-pub use synthetic_model::{
-    HiddenPath, LowRankCorrelationConfig, SyntheticModel, SyntheticModelConfig,
-};
+pub use synthetic_model::{LowRankCorrelationConfig, SyntheticModel, SyntheticModelConfig};
 pub use synthsae_host::Csr;
 pub use torch_rng::TorchGenerator;

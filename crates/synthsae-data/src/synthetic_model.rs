@@ -26,6 +26,7 @@ use crate::feature_dictionary::{
 };
 use crate::firing::FiringProbabilityConfig;
 use crate::generator::{ActivationGenerator, Correlation};
+use crate::hidden_path::HiddenPath;
 use crate::hierarchy::{generate_hierarchy, Hierarchy, HierarchyConfig};
 use crate::hierarchy_modifier::HierarchyModifier;
 use crate::magnitude::Magnitude;
@@ -196,16 +197,6 @@ impl SyntheticModelConfig {
     }
 }
 
-/// Where hidden activations of sparse batches are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HiddenPath {
-    /// Rayon gather-sum on the host, then uploaded (fastest on CPU backends).
-    #[default]
-    Host,
-    /// Gather / scatter-add on the device (GPU backends).
-    Device,
-}
-
 /// A synthetic model: ground-truth features and the distribution over them.
 #[derive(Debug)]
 pub struct SyntheticModel<B: Backend> {
@@ -327,7 +318,7 @@ impl<B: Backend> SyntheticModel<B> {
             hierarchy,
             correlation,
             orthogonalization_report,
-            hidden_path: HiddenPath::Host,
+            hidden_path: HiddenPath::Auto,
         })
     }
 
@@ -377,17 +368,25 @@ impl<B: Backend> SyntheticModel<B> {
         self.generator.sample(batch_size, rng)
     }
 
-    /// Hidden activations `[batch, D]` of a sparse batch.
+    /// Hidden activations `[batch, D]` of a sparse batch, on the model's
+    /// device, by the path [`with_hidden_path`](Self::with_hidden_path)
+    /// chose (default [`HiddenPath::Auto`]).
     pub fn hidden(&self, features: &Csr) -> Result<Tensor<B, 2>> {
-        match self.hidden_path {
-            HiddenPath::Host => {
+        self.hidden_by(features, self.hidden_path)
+    }
+
+    /// Hidden activations `[batch, D]` of a sparse batch by `path` (resolved
+    /// for `B`), on the model's device.
+    pub fn hidden_by(&self, features: &Csr, path: HiddenPath) -> Result<Tensor<B, 2>> {
+        match path.resolve::<B>() {
+            HiddenPath::Device => self.feature_dictionary.forward_sparse(features),
+            _ => {
                 let h = self.host_dictionary.forward_sparse(features)?;
                 Ok(Tensor::from_data(
                     TensorData::new(h, [features.n_rows(), self.cfg.hidden_dim]),
                     &self.feature_dictionary.feature_vectors.device(),
                 ))
             }
-            HiddenPath::Device => self.feature_dictionary.forward_sparse(features),
         }
     }
 

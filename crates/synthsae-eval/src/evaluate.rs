@@ -1,7 +1,7 @@
 //! Evaluating an SAE against a synthetic model's ground truth (spec §9.5).
 
 use burn::prelude::*;
-use synthsae_data::{HierarchyModifier, SampleRng, SyntheticModel};
+use synthsae_data::{HiddenPath, HierarchyModifier, SampleRng, SyntheticModel};
 use synthsae_host::Csr;
 use synthsae_sae::Sae;
 
@@ -28,6 +28,9 @@ pub struct EvalOptions {
     pub activation_scaling_factor: Option<f64>,
     /// Thresholds of the hierarchy metrics (absorption, splitting).
     pub hierarchy: HierarchyOptions,
+    /// Where hidden activations are computed (default `auto`: host gather-sum
+    /// on CPU backends, on the device elsewhere).
+    pub hidden_path: HiddenPath,
 }
 
 impl Default for EvalOptions {
@@ -37,6 +40,7 @@ impl Default for EvalOptions {
             batch_size: None,
             activation_scaling_factor: None,
             hierarchy: HierarchyOptions::default(),
+            hidden_path: HiddenPath::Auto,
         }
     }
 }
@@ -53,6 +57,12 @@ impl EvalOptions {
     /// Sets the batch size.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = Some(batch_size);
+        self
+    }
+
+    /// Sets where hidden activations are computed.
+    pub fn with_hidden_path(mut self, path: HiddenPath) -> Self {
+        self.hidden_path = path;
         self
     }
 
@@ -301,8 +311,9 @@ fn fire_counts<B: Backend>(sae_latents: Tensor<B, 2>) -> Result<Vec<u64>> {
 /// Evaluates `sae` on `options.num_samples` fresh samples of `model`, drawn
 /// from `rng` (seed it with `synthsae_data::sample_rng(Some(seed))` for a
 /// reproducible evaluation). Gradient-free; works with any [`Sae`] through
-/// the trait. Features stay sparse: hidden activations are a host gather-sum
-/// uploaded to the SAE's device, and classification gathers only the latent
+/// the trait. Features stay sparse: hidden activations are computed from the
+/// sparse batch by [`EvalOptions::hidden_path`] (a host gather-sum uploaded
+/// to the SAE's device, or a gather-sum on the device), and classification gathers only the latent
 /// values where a matched feature fired. The hierarchy metrics are in
 /// [`evaluate_sae`].
 pub fn eval_sae_on_synthetic_data<B: Backend, S: Sae<B> + ?Sized>(
@@ -382,10 +393,9 @@ pub fn evaluate_sae<B: Backend, S: Sae<B> + ?Sized>(
     while done < options.num_samples {
         let rows = batch_size.min(options.num_samples - done);
         let features = model.sample_features(rows, rng);
-        let hidden = Tensor::<B, 2>::from_data(
-            TensorData::new(dict.forward_sparse(&features)?, [rows, d]),
-            &device,
-        );
+        let hidden = model
+            .hidden_by(&features, options.hidden_path)?
+            .to_device(&device);
         let input = match options.activation_scaling_factor {
             None => hidden.clone(),
             Some(c) => hidden.clone() * c,

@@ -54,10 +54,9 @@ pub fn measure_firing_rates<B: Backend, S: Sae<B> + ?Sized>(
         for (&j, &v) in features.indices().iter().zip(features.values()) {
             true_counts[j as usize] += (v > 0.0) as u64;
         }
-        let x = Tensor::<B, 2>::from_data(
-            TensorData::new(dict.forward_sparse(&features)?, [rows, d]),
-            &device,
-        );
+        let x = model
+            .hidden_by(&features, options.hidden_path)?
+            .to_device(&device);
         let x = match options.activation_scaling_factor {
             Some(c) => x * c,
             None => x,

@@ -16,7 +16,8 @@
 //! * [`autodiff`]: custom autodiff nodes with sparse gradients (CPU
 //!   `Autodiff` backends);
 //! * [`inference`], [`sparse_forward`]: untracked inference fast paths
-//!   (CPU backends).
+//!   (CPU backends);
+//! * [`profile`]: the opt-in wall-clock breakdown of a run by phase.
 //!
 //! Lower than every other synthsae crate: it knows tensors and buffers,
 //! not models, SAEs or training. Every fast path returns `None` (or is not
@@ -36,6 +37,7 @@ pub mod gemm;
 pub mod inference;
 pub mod kept;
 pub mod kernels;
+pub mod profile;
 pub mod select;
 pub mod sparse_forward;
 pub mod view;

@@ -72,7 +72,10 @@ pub(crate) fn forward_train_cpu<B: Backend>(
     let [b, s] = hidden_pre.dims();
     let host = host_values(hidden_pre.clone());
     let activation = spec.selection.activation();
-    let entries = Arc::new(spec.selection.select(&host, b, s));
+    let entries = {
+        let _topk = synthsae_host::profile::span(synthsae_host::profile::Phase::TopK);
+        Arc::new(spec.selection.select(&host, b, s))
+    };
     let (feature_acts, firing) = kept::latents::<B>(&entries, activation, &device);
     let w_dec = core.w_dec.val();
     let decode = |ent: &Arc<Csr>, act: KeptActivation| {

@@ -13,7 +13,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 
 use synthsae_data::rng::{block_rng, SampleRng};
-use synthsae_data::{ActivationGenerator, HostFeatureDictionary};
+use synthsae_data::{ActivationGenerator, HiddenPath, HostFeatureDictionary};
 use synthsae_host::Csr;
 
 use crate::error::Result;
@@ -46,24 +46,29 @@ pub fn batch_rng(seed: u64, stream: u64, index: u64) -> SampleRng {
     block_rng(stream_key(seed, stream), index)
 }
 
-/// One sampled batch: hidden activations and the features that made them.
+/// One sampled batch: the features and, when the sampler computes them on
+/// the host, the hidden activations they make.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// Hidden activations, row-major `[batch, D]`.
-    pub hidden: Vec<f32>,
+    /// Hidden activations, row-major `[batch, D]`; `None` when they are left
+    /// to the device ([`HiddenPath::Device`]: the trainer computes them from
+    /// `features` there).
+    pub hidden: Option<Vec<f32>>,
     /// Ground-truth feature activations `[batch, N]` (sparse).
     pub features: Csr,
 }
 
-/// Samples addressable batches on the host (the sparse sampler plus the
-/// rayon gather-sum of feature rows). Cheap to clone: the generator and the
-/// dictionary are shared.
+/// Samples addressable batches on the host: the sparse sampler, plus the
+/// rayon gather-sum of feature rows unless the hidden activations are left
+/// to the device. Cheap to clone: the generator and the dictionary are
+/// shared.
 #[derive(Debug, Clone)]
 pub struct BatchSampler {
     generator: ActivationGenerator,
     dictionary: HostFeatureDictionary,
     seed: u64,
     batch_size: usize,
+    host_hidden: bool,
 }
 
 impl BatchSampler {
@@ -79,7 +84,22 @@ impl BatchSampler {
             dictionary,
             seed,
             batch_size,
+            host_hidden: true,
         }
+    }
+
+    /// Where the hidden activations of training batches are computed, a
+    /// path already resolved for the backend ([`HiddenPath::resolve`]):
+    /// `Device` leaves them out of the batches (features only); `Host` (the
+    /// default) and `Auto` compute them here.
+    pub fn with_hidden_path(mut self, path: HiddenPath) -> Self {
+        self.host_hidden = path != HiddenPath::Device;
+        self
+    }
+
+    /// Whether batches carry host-computed hidden activations.
+    pub fn hidden_on_host(&self) -> bool {
+        self.host_hidden
     }
 
     /// Rows per batch.
@@ -92,12 +112,26 @@ impl BatchSampler {
         self.dictionary.hidden_dim()
     }
 
-    /// Batch `index` of `stream`, with `rows` rows.
+    /// Batch `index` of `stream`, with `rows` rows (hidden activations as
+    /// [`BatchSampler::with_hidden_path`] chose).
     pub fn sample(&self, stream: u64, index: u64, rows: usize) -> Result<Batch> {
+        let _span = synthsae_host::profile::span(synthsae_host::profile::Phase::Sampling);
         let mut rng = batch_rng(self.seed, stream, index);
         let features = self.generator.sample(rows, &mut rng);
-        let hidden = self.dictionary.forward_sparse(&features)?;
+        let hidden = match self.host_hidden {
+            true => Some(self.dictionary.forward_sparse(&features)?),
+            false => None,
+        };
         Ok(Batch { hidden, features })
+    }
+
+    /// Hidden activations `[rows, D]` of batch `index` of `stream`, always
+    /// computed on the host (the scaling-factor estimate: its value does not
+    /// depend on the hidden path).
+    pub fn sample_hidden(&self, stream: u64, index: u64, rows: usize) -> Result<Vec<f32>> {
+        let mut rng = batch_rng(self.seed, stream, index);
+        let features = self.generator.sample(rows, &mut rng);
+        Ok(self.dictionary.forward_sparse(&features)?)
     }
 
     /// Batch `index` of the training stream.
@@ -184,6 +218,7 @@ mod tests {
     fn batches_are_addressable_and_prefetch_preserves_order() {
         let s = sampler();
         let direct: Vec<_> = (0..5).map(|i| s.train_batch(i).unwrap().hidden).collect();
+        assert!(direct[0].is_some());
         assert_ne!(direct[0], direct[1]);
         let mut p = s.prefetch(2, 5, 2);
         for want in &direct[2..] {
@@ -198,5 +233,22 @@ mod tests {
     fn stream_keys_differ() {
         assert_ne!(stream_key(0, 0), stream_key(0, 1));
         assert_ne!(stream_key(0, 1), stream_key(1, 0));
+    }
+
+    #[test]
+    fn device_path_batches_carry_the_same_features_and_no_hidden() {
+        let host = sampler();
+        let device = sampler().with_hidden_path(HiddenPath::Device);
+        assert!(host.hidden_on_host() && !device.hidden_on_host());
+        let (h, d) = (host.train_batch(3).unwrap(), device.train_batch(3).unwrap());
+        assert!(d.hidden.is_none());
+        assert_eq!(h.features, d.features);
+        assert_eq!(
+            host.sample_hidden(stream::TRAIN, 3, 16).unwrap(),
+            h.hidden.unwrap()
+        );
+        assert!(sampler()
+            .with_hidden_path(HiddenPath::Auto)
+            .hidden_on_host());
     }
 }

@@ -37,6 +37,7 @@ use crate::data::{batch_rng, stream, BatchSampler};
 use crate::error::{Result, TrainError};
 use crate::runner_config::{ModelSpec, RunnerConfig};
 use crate::trainer::{CheckpointSae, Progress, TrainOutcome, Trainer, TrainerHooks};
+use synthsae_host::profile::{self, Phase};
 
 impl<B: AutodiffBackend> CheckpointSae<B> for AnyTrainingSae<B> {
     fn save_training(&self, dir: &Path) -> Result<()> {
@@ -155,8 +156,18 @@ fn evaluate<B: AutodiffBackend>(
     stream: u64,
     index: u64,
 ) -> Result<EvalReport> {
+    let phase = match stream {
+        stream::FINAL_EVAL => Phase::FinalEval,
+        _ => Phase::Eval,
+    };
+    let _span = profile::synced_span::<B::InnerBackend>(
+        phase,
+        &model.feature_dictionary().feature_vectors.device(),
+    );
     let mut rng = batch_rng(cfg.data_seed(), stream, index);
-    let options = EvalOptions::new(cfg.eval_samples).with_batch_size(cfg.batch_size);
+    let options = EvalOptions::new(cfg.eval_samples)
+        .with_batch_size(cfg.batch_size)
+        .with_hidden_path(cfg.hidden_path);
     let inference = sae.to_inference();
     evaluate_sae(&inference, model, &options, &mut rng, |_| {})
         .map_err(|e| TrainError::Eval(e.to_string()))
@@ -231,7 +242,7 @@ impl<'m, B: AutodiffBackend> StartedRun<'m, B> {
         }
         let sampler = sampler_for(&cfg, model);
         let started = std::time::Instant::now();
-        let fitting = make_trainer::<B>(&cfg, sampler, device, resume)?.start()?;
+        let fitting = make_trainer::<B>(&cfg, model, sampler, device, resume)?.start()?;
         let resumed_at = resume.map(|_| fitting.next_step());
         let (metrics, metrics_path) = open_metrics(&cfg, resumed_at)?;
         Ok(Self {
@@ -342,6 +353,7 @@ pub fn sampler_for<B: burn::prelude::Backend>(
         cfg.data_seed(),
         cfg.batch_size,
     )
+    .with_hidden_path(cfg.hidden_path.resolve::<B>())
 }
 
 /// The one line a run with `autocast_sae` / `autocast_data` prints: the
@@ -368,18 +380,22 @@ pub fn autocast_warning<B: burn::prelude::Backend>() -> String {
 /// initialised SAE.
 fn make_trainer<B: AutodiffBackend>(
     cfg: &RunnerConfig,
+    model: &SyntheticModel<B::InnerBackend>,
     sampler: BatchSampler,
     device: &B::Device,
     resume: Option<&Path>,
 ) -> Result<Trainer<B, AnyTrainingSae<B>>> {
     let trainer_cfg = cfg.trainer_config();
-    match resume {
-        Some(path) => Trainer::resume(trainer_cfg, path, sampler, device.clone()),
+    let trainer = match resume {
+        Some(path) => Trainer::resume(trainer_cfg, path, sampler, device.clone())?,
         None => {
             let sae = cfg.sae.init::<B>(device, cfg.seed)?;
-            Trainer::new(trainer_cfg, sae, sampler, device.clone())
+            Trainer::new(trainer_cfg, sae, sampler, device.clone())?
         }
-    }
+    };
+    // A cheap handle: the trainer computes hidden activations with it for
+    // batches sampled without them (the device path).
+    Ok(trainer.with_device_dictionary(model.feature_dictionary().clone()))
 }
 
 /// `metrics.jsonl` in the output folder (created if needed), opened for

@@ -3,7 +3,8 @@
 //!
 //! Reading accepts every sae-lens key (unknown keys are an error, naming the
 //! key, as sae-lens's constructor rejects them) and the synthsae keys
-//! `seed`, `backend`, `l0_tuner`, `max_grad_norm`, `log_every`. Writing
+//! `seed`, `data_seed`, `backend`, `hidden_path`, `l0_tuner`,
+//! `max_grad_norm`, `log_every`. Writing
 //! ([`RunnerConfig::to_saelens_json`]) emits only sae-lens's keys in its
 //! order, so sae-lens can read the file back; the synthsae keys go to
 //! [`RunnerConfig::synthsae_json`].
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use synthsae_data::SyntheticModelConfig;
+use synthsae_data::{HiddenPath, SyntheticModelConfig};
 use synthsae_sae::config::TrainingSaeConfig;
 
 use crate::config::TrainerConfig;
@@ -147,6 +148,10 @@ struct Scalars {
     data_seed: Option<u64>,
     #[serde(default, skip_serializing)]
     backend: Option<String>,
+    // Parsed by `HiddenPath::from_str`, so that a bad name is reported under
+    // its key (serde's enum error names only the value).
+    #[serde(default, skip_serializing)]
+    hidden_path: Option<String>,
     #[serde(default, skip_serializing)]
     l0_tuner: Option<L0TunerConfig>,
     #[serde(default = "d_max_grad_norm", skip_serializing)]
@@ -273,6 +278,10 @@ pub struct RunnerConfig {
     pub data_seed: Option<u64>,
     /// synthsae: backend name (`flex`, `ndarray`, `wgpu`, `cuda`).
     pub backend: Option<String>,
+    /// synthsae: where training and evaluation compute the hidden
+    /// activations of sampled batches (`auto`: on the host for CPU backends,
+    /// on the device for GPU backends; `host`; `device`).
+    pub hidden_path: HiddenPath,
     /// synthsae: L0 auto-tuner.
     pub l0_tuner: Option<L0TunerConfig>,
     /// synthsae: global gradient-norm bound (sae-lens: fixed 1.0).
@@ -334,6 +343,12 @@ impl RunnerConfig {
             seed: s.seed.unwrap_or(DEFAULT_SEED),
             data_seed: s.data_seed,
             backend: s.backend,
+            hidden_path: match &s.hidden_path {
+                Some(name) => name
+                    .parse()
+                    .map_err(|e: String| TrainError::config("hidden_path", e))?,
+                None => HiddenPath::Auto,
+            },
             l0_tuner: s.l0_tuner,
             max_grad_norm: s.max_grad_norm,
         };
@@ -507,6 +522,7 @@ impl RunnerConfig {
             seed: None,
             data_seed: None,
             backend: None,
+            hidden_path: None,
             l0_tuner: None,
             max_grad_norm: None,
             log_every: None,
@@ -539,6 +555,9 @@ impl RunnerConfig {
         });
         if let Some(d) = self.data_seed {
             v["data_seed"] = d.into();
+        }
+        if self.hidden_path != HiddenPath::Auto {
+            v["hidden_path"] = self.hidden_path.name().into();
         }
         v
     }
@@ -640,11 +659,13 @@ mod tests {
         v["seed"] = 5.into();
         v["data_seed"] = 9.into();
         v["backend"] = "flex".into();
+        v["hidden_path"] = "device".into();
         v["max_grad_norm"] = Value::Null;
         v["l0_tuner"] = serde_json::json!({"target_l0": 4.0, "start_step": 3});
         let c = RunnerConfig::from_value(v).unwrap();
         assert_eq!(c.data_seed(), 9);
         assert_eq!(c.trainer_config().seed, 9);
+        assert_eq!(c.hidden_path, HiddenPath::Device);
         let mut back = RunnerConfig::from_value(c.to_json()).unwrap();
         assert_eq!(back.logger.run_name.as_deref(), Some(c.run_name().as_str()));
         back.logger.run_name = None;
@@ -652,6 +673,8 @@ mod tests {
         let plain = RunnerConfig::from_value(minimal()).unwrap();
         assert_eq!(plain.data_seed(), plain.seed);
         assert!(plain.synthsae_json().get("data_seed").is_none());
+        assert_eq!(plain.hidden_path, HiddenPath::Auto);
+        assert!(plain.synthsae_json().get("hidden_path").is_none());
     }
 
     #[test]
@@ -681,6 +704,10 @@ mod tests {
             (
                 serde_json::json!({"synthetic_model": 3, "sae": {"architecture": "standard", "d_in": 4, "d_sae": 4}}),
                 "synthetic_model",
+            ),
+            (
+                serde_json::json!({"synthetic_model": "x", "sae": {"architecture": "standard", "d_in": 4, "d_sae": 4}, "hidden_path": "gpu"}),
+                "hidden_path",
             ),
         ];
         for (v, field) in cases {

@@ -402,7 +402,10 @@ fn topk_ad<I: Backend>(
         gemm_bias(&xp, &w_enc_h, &beh, b, d, s)
     };
     let v: &[f32] = &pre;
-    let kept = spec.selection.select(v, b, s);
+    let kept = {
+        let _topk = crate::profile::span(crate::profile::Phase::TopK);
+        spec.selection.select(v, b, s)
+    };
     let aux_scale = spec.aux_scale();
     let aux = match spec.aux {
         Some(AuxSpec {

@@ -8,6 +8,8 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::Map;
+use synthsae_data::FeatureDictionary;
+use synthsae_host::profile::{self, Phase};
 use synthsae_sae::{Coefficient, NormalizeActivations};
 
 use crate::checkpoint::write_atomically;
@@ -17,6 +19,7 @@ use crate::error::{Result, TrainError};
 use crate::schedule::LrSchedule;
 
 use super::hooks::{CheckpointSae, Progress, TrainerHooks};
+use super::inner_device;
 use super::record::{insert_position, log_record, RecordCounts};
 use super::scalars::StepScalars;
 use super::state::RunState;
@@ -52,6 +55,9 @@ pub(super) struct Setup<B: AutodiffBackend> {
     pub(super) coefficients: Vec<Coefficient>,
     pub(super) sampler: BatchSampler,
     pub(super) device: B::Device,
+    /// The model's feature dictionary on the device, for batches without
+    /// host-computed hidden activations ([`synthsae_data::HiddenPath::Device`]).
+    pub(super) dictionary: Option<FeatureDictionary<B::InnerBackend>>,
 }
 
 impl<B: AutodiffBackend> Setup<B> {
@@ -100,10 +106,12 @@ impl<B: AutodiffBackend> Setup<B> {
         let mut sum = 0.0f64;
         let mut rows = 0usize;
         for i in 0..n {
-            let b =
-                self.sampler
-                    .sample(stream::NORM_ESTIMATE, i, self.cfg.train_batch_size_samples)?;
-            for row in b.hidden.chunks_exact(d) {
+            let hidden = self.sampler.sample_hidden(
+                stream::NORM_ESTIMATE,
+                i,
+                self.cfg.train_batch_size_samples,
+            )?;
+            for row in hidden.chunks_exact(d) {
                 sum += row
                     .iter()
                     .map(|v| (*v as f64) * (*v as f64))
@@ -136,6 +144,7 @@ impl<B: AutodiffBackend> Setup<B> {
 
     /// Training batch `step`: the prefetcher's next one, or sampled inline.
     pub(super) fn next_batch(&self, prefetch: Option<&mut Prefetcher>, step: u64) -> Result<Batch> {
+        let _wait = profile::span(Phase::WaitData);
         match prefetch {
             Some(p) => p.next_batch().unwrap_or_else(|| {
                 Err(TrainError::config(
@@ -174,19 +183,48 @@ impl<B: AutodiffBackend> Setup<B> {
     }
 
     /// The SAE input of `batch`: `[batch, d_in]` on the device, multiplied
-    /// by the scaling factor when there is one.
+    /// by the scaling factor when there is one. Hidden activations computed
+    /// on the host are uploaded; a batch without them (the device path) is
+    /// turned into them on the device from its sparse features.
     pub(super) fn input<M: CheckpointSae<B>>(
         &self,
         batch: Batch,
         sae: &M,
         state: &RunState<B>,
-    ) -> Tensor<B, 2> {
+    ) -> Result<Tensor<B, 2>> {
+        let _span = profile::synced_span::<B>(Phase::Upload, &self.device);
         let shape = [self.cfg.train_batch_size_samples, sae.d_in()];
-        let x = Tensor::<B, 2>::from_data(TensorData::new(batch.hidden, shape), &self.device);
-        match state.scaling_factor {
+        if batch.features.n_rows() != shape[0] {
+            return Err(TrainError::config(
+                "batch_size",
+                format!(
+                    "a batch of {} rows was handed to a run of batch size {}",
+                    batch.features.n_rows(),
+                    shape[0]
+                ),
+            ));
+        }
+        let x = match (batch.hidden, &self.dictionary) {
+            (Some(hidden), _) => {
+                Tensor::<B, 2>::from_data(TensorData::new(hidden, shape), &self.device)
+            }
+            (None, Some(dictionary)) => Tensor::from_inner(
+                dictionary
+                    .forward_sparse(&batch.features)?
+                    .to_device(&inner_device::<B>(&self.device)),
+            ),
+            (None, None) => {
+                return Err(TrainError::config(
+                    "hidden_path",
+                    "the batch has no hidden activations (device path) and the trainer has no \
+                     feature dictionary on the device to compute them",
+                ))
+            }
+        };
+        Ok(match state.scaling_factor {
             Some(s) => x.mul_scalar(s),
             None => x,
-        }
+        })
     }
 
     /// The error that ends a run whose step `step` gave a non-finite `what`,

@@ -81,10 +81,22 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
                 coefficients,
                 sampler,
                 device,
+                dictionary: None,
             },
             sae,
             state,
         })
+    }
+
+    /// Gives the trainer the model's feature dictionary on the device, for
+    /// batches whose hidden activations are left to the device
+    /// ([`synthsae_data::HiddenPath::Device`]; the sampler's choice).
+    pub fn with_device_dictionary(
+        mut self,
+        dictionary: synthsae_data::FeatureDictionary<B::InnerBackend>,
+    ) -> Self {
+        self.setup.dictionary = Some(dictionary);
+        self
     }
 
     /// A trainer continuing from checkpoint `path` (a checkpoint directory,
@@ -308,11 +320,15 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Fitting<B, M> {
         let setup = &self.setup;
         let state = &mut self.state;
         let step = state.n_training_steps;
+        let x = setup.input(
+            batch,
+            self.sae.as_ref().expect("the SAE is present between steps"),
+            state,
+        )?;
         let sae = self.sae.take().expect("the SAE is present between steps");
         state.start_window_if_due(step, setup.cfg.feature_sampling_window);
         let last_good = (sae.clone(), state.clone());
         let plan = setup.plan(step, tuned_coefficient(state).as_ref());
-        let x = setup.input(batch, &sae, state);
         let StepOutput {
             sae: trained,
             scalars,
@@ -339,7 +355,9 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Fitting<B, M> {
     }
 }
 
-fn inner_device<B: AutodiffBackend>(device: &B::Device) -> burn::tensor::Device<B::InnerBackend> {
+pub(super) fn inner_device<B: AutodiffBackend>(
+    device: &B::Device,
+) -> burn::tensor::Device<B::InnerBackend> {
     // Autodiff backends share their inner backend's device type.
     let probe = Tensor::<B, 1>::zeros([1], device).inner();
     probe.device()

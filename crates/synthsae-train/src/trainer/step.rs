@@ -4,6 +4,7 @@
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use synthsae_host::profile::{self, Phase};
 use synthsae_sae::{TrainStepInput, TrainStepOutput, TrainingSae};
 
 use super::scalars::{ScalarTensors, StepScalars};
@@ -46,6 +47,7 @@ pub(super) fn train_step<B: AutodiffBackend, M: TrainingSae<B>>(
     plan: &StepPlan,
 ) -> StepOutput<M> {
     let [rows, _] = x.dims();
+    let step_span = profile::synced_span::<B>(Phase::Step, &x.device());
     let dead = state.n_since_fired.clone().greater_elem(plan.dead_after);
     let input = TrainStepInput {
         x,
@@ -64,6 +66,8 @@ pub(super) fn train_step<B: AutodiffBackend, M: TrainingSae<B>>(
 
     let grads = out.loss.backward();
     let (sae, grad_norm) = state.adam.step(plan.lr, sae, grads);
+    drop(step_span);
+    let _read_back = profile::span(Phase::ReadBack);
     let scalars = ScalarTensors {
         overall_loss: out.loss.inner(),
         terms: out

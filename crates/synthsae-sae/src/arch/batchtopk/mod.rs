@@ -9,6 +9,7 @@ pub use config::BatchTopKConfig;
 
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use synthsae_host::profile::{self, Phase};
 
 use synthsae_host::kept::Selection;
 use synthsae_host::select::nth_largest;
@@ -53,6 +54,7 @@ pub fn batch_topk_activation_sparse<B: Backend>(
         // At least n entries are kept: too dense, skip the index lists.
         return (batch_topk_dense(r, n), None);
     }
+    let _topk = profile::synced_span::<B>(Phase::TopK, &r.device());
     let host = to_vec(r.clone().detach());
     let mut values = host.clone();
     match nth_largest(&mut values, n) {
@@ -74,6 +76,7 @@ pub fn batch_topk_activation_sparse<B: Backend>(
 
 /// The dense form: `r` (relu'd) masked to its `n` largest values.
 fn batch_topk_dense<B: Backend>(r: Tensor<B, 2>, n: usize) -> Tensor<B, 2> {
+    let _topk = profile::synced_span::<B>(Phase::TopK, &r.device());
     let mut values = to_vec(r.clone().detach());
     match nth_largest(&mut values, n) {
         Some(cut) => {
@@ -210,6 +213,7 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
     /// `θ ← (1 − lr) θ + lr · min_positive` in float64. Returns
     /// `[("topk_threshold", θ)]`.
     pub fn update_threshold(&mut self, feature_acts: &Tensor<B, 2>) -> Vec<(String, f64)> {
+        let _topk = profile::synced_span::<B>(Phase::TopK, &feature_acts.device());
         let values = to_vec(feature_acts.clone().detach());
         let min_pos = values
             .iter()

@@ -10,6 +10,7 @@ pub use config::TopKConfig;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::IndexingUpdateOp;
+use synthsae_host::profile::{self, Phase};
 
 use synthsae_host::aux_k::{self, AuxK};
 use synthsae_host::inference::{host_path_ok, sparse_decode_host, topk_host};
@@ -109,6 +110,7 @@ fn row_topk_select<B: Backend>(
         // At least k entries per row: too dense, skip the index lists.
         return (row_topk_mask(key, k), None);
     }
+    let _topk = profile::synced_span::<B>(Phase::TopK, &key.device());
     let host = to_vec(key.clone().detach());
     let mut scratch = host.clone();
     let kth: Vec<f32> = scratch
