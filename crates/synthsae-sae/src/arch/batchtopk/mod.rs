@@ -12,7 +12,7 @@ use burn::tensor::activation::relu;
 use synthsae_host::profile::{self, Phase};
 
 use synthsae_host::kept::Selection;
-use synthsae_host::select::nth_largest;
+use synthsae_host::select::nth_largest_of;
 
 use super::jumprelu::JumpReluSae;
 use super::matryoshka::{matryoshka_aux_loss, matryoshka_inner_losses};
@@ -56,8 +56,7 @@ pub fn batch_topk_activation_sparse<B: Backend>(
     }
     let _topk = profile::synced_span::<B>(Phase::TopK, &r.device());
     let host = to_vec(r.clone().detach());
-    let mut values = host.clone();
-    match nth_largest(&mut values, n) {
+    match nth_largest_of(&host, n) {
         Some(cut) => {
             let mut act = Active::default();
             for (i, &v) in host.iter().enumerate() {
@@ -77,8 +76,8 @@ pub fn batch_topk_activation_sparse<B: Backend>(
 /// The dense form: `r` (relu'd) masked to its `n` largest values.
 fn batch_topk_dense<B: Backend>(r: Tensor<B, 2>, n: usize) -> Tensor<B, 2> {
     let _topk = profile::synced_span::<B>(Phase::TopK, &r.device());
-    let mut values = to_vec(r.clone().detach());
-    match nth_largest(&mut values, n) {
+    let values = to_vec(r.clone().detach());
+    match nth_largest_of(&values, n) {
         Some(cut) => {
             let mask = r.clone().greater_equal_elem(cut);
             r * mask.float()
@@ -212,14 +211,14 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
     /// Threshold EMA after a forward pass: if any activation is positive,
     /// `θ ← (1 − lr) θ + lr · min_positive` in float64. Returns
     /// `[("topk_threshold", θ)]`.
+    ///
+    /// The minimum is taken on the device (entries that are not `> 0`, NaN
+    /// included, masked to `+∞`), so only one value is read back.
     pub fn update_threshold(&mut self, feature_acts: &Tensor<B, 2>) -> Vec<(String, f64)> {
         let _topk = profile::synced_span::<B>(Phase::TopK, &feature_acts.device());
-        let values = to_vec(feature_acts.clone().detach());
-        let min_pos = values
-            .iter()
-            .copied()
-            .filter(|&v| v > 0.0)
-            .fold(f32::INFINITY, f32::min);
+        let acts = feature_acts.clone().detach();
+        let not_positive = acts.clone().greater_elem(0.0).bool_not();
+        let min_pos = to_vec(acts.mask_fill(not_positive, f32::INFINITY).min())[0];
         self.update_threshold_with(min_pos.is_finite().then_some(min_pos))
     }
 
