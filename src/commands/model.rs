@@ -200,7 +200,6 @@ impl BackendJob for ModelJob {
             ),
         };
         let build_seconds = start.elapsed().as_secs_f64();
-        // The model's default path, `auto`: host on CPU backends, device on GPUs.
         report(
             &model,
             label,

@@ -313,8 +313,8 @@ fn fire_counts<B: Backend>(sae_latents: Tensor<B, 2>) -> Result<Vec<u64>> {
 /// reproducible evaluation). Gradient-free; works with any [`Sae`] through
 /// the trait. Features stay sparse: hidden activations are computed from the
 /// sparse batch by [`EvalOptions::hidden_path`] (a host gather-sum uploaded
-/// to the SAE's device, or a gather-sum on the device), and classification gathers only the latent
-/// values where a matched feature fired. The hierarchy metrics are in
+/// to the SAE's device, or a gather-sum on the device), and classification
+/// gathers only the latent values where a matched feature fired. The hierarchy metrics are in
 /// [`evaluate_sae`].
 pub fn eval_sae_on_synthetic_data<B: Backend, S: Sae<B> + ?Sized>(
     sae: &S,

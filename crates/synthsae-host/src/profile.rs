@@ -10,7 +10,7 @@
 //! price of a few extra waits per step. Nested spans count in both phases
 //! (a top-k span inside the step span adds to both).
 //!
-//! Hand-written rather than a tracing subscriber: seven fixed counters read
+//! Hand-written rather than a tracing subscriber: eight fixed counters read
 //! once at the end of a run need nothing more than atomics.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
