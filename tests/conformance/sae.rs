@@ -234,6 +234,7 @@ fn observe<X: Backend>(dir: &Path, x: &[f32], device: &X::Device) -> Observed {
             .map(|c| (c.name.clone(), c.at_step(1_000_000)))
             .collect(),
         step: 1_000_000,
+        precision: Default::default(),
     };
     let out = sae.training_forward(&input);
     let outputs = vec![

@@ -17,7 +17,7 @@ use crate::orthogonalize::{
 };
 use crate::rng::{ChaChaSource, RandomSource};
 use synthsae_host::kernels::gather_sum;
-use synthsae_host::{try_to_vec, Csr};
+use synthsae_host::{try_to_vec, Csr, Precision};
 
 /// The bias setting as written in sae-lens configs: a bool or a norm.
 ///
@@ -259,12 +259,21 @@ impl<B: Backend> FeatureDictionary<B> {
     /// Sparse forward on the device: gathers the `nnz` firing rows of `F`,
     /// scales them and scatter-adds them into `[B, D]`. `O(nnz · D)` work.
     pub fn forward_sparse(&self, batch: &Csr) -> Result<Tensor<B, 2>> {
+        self.forward_sparse_at(batch, Precision::F32)
+    }
+
+    /// [`FeatureDictionary::forward_sparse`] as the product `a F` in
+    /// `precision`: at bf16 the rows of `F` and the magnitudes are rounded
+    /// to bf16, their products summed in float32 and the sum rounded to
+    /// bf16 before `+ b`, which is what sae-lens's dense `a @ F + b` gives
+    /// under bf16 autocast (`autocast_data`).
+    pub fn forward_sparse_at(&self, batch: &Csr, precision: Precision) -> Result<Tensor<B, 2>> {
         self.check_batch(batch)?;
         let device = self.feature_vectors.device();
         let (bsz, d) = (batch.n_rows(), self.hidden_dim());
-        let out = self.bias.val().unsqueeze::<2>().repeat_dim(0, bsz);
+        let bias = self.bias.val().unsqueeze::<2>().repeat_dim(0, bsz);
         if batch.nnz() == 0 {
-            return Ok(out);
+            return Ok(bias);
         }
         let nnz = batch.nnz();
         let feats: Vec<i64> = batch.indices().iter().map(|&f| f as i64).collect();
@@ -276,9 +285,17 @@ impl<B: Backend> FeatureDictionary<B> {
         let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [nnz]), &device);
         let vals =
             Tensor::<B, 1>::from_data(TensorData::new(batch.values().to_vec(), [nnz]), &device);
-        let contrib = self.feature_vectors.val().select(0, feats) * vals.unsqueeze_dim::<2>(1);
+        let gathered = precision.round(self.feature_vectors.val().select(0, feats));
+        let contrib = gathered * precision.round(vals).unsqueeze_dim::<2>(1);
         debug_assert_eq!(contrib.dims(), [nnz, d]);
-        Ok(out.select_assign(0, rows, contrib, burn::tensor::IndexingUpdateOp::Add))
+        let add = burn::tensor::IndexingUpdateOp::Add;
+        Ok(match precision {
+            Precision::F32 => bias.select_assign(0, rows, contrib, add),
+            Precision::Bf16 => {
+                let sum = Tensor::zeros([bsz, d], &device).select_assign(0, rows, contrib, add);
+                precision.round(sum) + bias
+            }
+        })
     }
 
     /// A host copy for the CPU gather-sum path.

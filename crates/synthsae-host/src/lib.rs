@@ -17,7 +17,8 @@
 //!   `Autodiff` backends);
 //! * [`inference`], [`sparse_forward`]: untracked inference fast paths
 //!   (CPU backends);
-//! * [`profile`]: the opt-in wall-clock breakdown of a run by phase.
+//! * [`profile`]: the opt-in wall-clock breakdown of a run by phase;
+//! * [`precision`]: float32 or bf16-autocast matrix products.
 //!
 //! Lower than every other synthsae crate: it knows tensors and buffers,
 //! not models, SAEs or training. Every fast path returns `None` (or is not
@@ -37,6 +38,7 @@ pub mod gemm;
 pub mod inference;
 pub mod kept;
 pub mod kernels;
+pub mod precision;
 pub mod profile;
 pub mod select;
 pub mod sparse_forward;
@@ -47,4 +49,5 @@ pub use backend::{cpu_kind, is_cpu, is_cpu_autodiff, CpuBackend, CpuKind};
 pub use csr::Csr;
 pub use error::{HostError, Result};
 pub use firing::Firing;
+pub use precision::Precision;
 pub use view::{host_values, to_vec, try_to_i64, try_to_vec, HostF32};

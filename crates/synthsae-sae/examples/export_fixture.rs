@@ -39,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             dead_mask: None,
             coefficients: vec![],
             step: 0,
+            precision: Default::default(),
         });
         sae.after_forward(&out_step);
         let dir = out.join(arch);

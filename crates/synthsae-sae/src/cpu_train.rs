@@ -17,7 +17,7 @@ use synthsae_host::autodiff::{
 };
 use synthsae_host::aux_k::{self, AuxK};
 use synthsae_host::kept::{self, aux_entries, restrict, KeptActivation, Selection};
-use synthsae_host::{host_values, Csr};
+use synthsae_host::{host_values, Csr, Precision};
 
 use crate::config::base::{NormalizeActivations, SaeBase};
 use crate::linear::LinearCore;
@@ -47,7 +47,7 @@ pub(crate) fn forward_train_cpu<B: Backend>(
     spec: &TopKFamilySpec,
     input: &TrainStepInput<B>,
 ) -> Option<TrainStepOutput<B>> {
-    if !synthsae_host::is_cpu_autodiff::<B>() {
+    if !synthsae_host::is_cpu_autodiff::<B>() || input.precision != Precision::F32 {
         return None;
     }
     let per_sample = matches!(

@@ -49,4 +49,4 @@ pub use sae::{
     Coefficient, Firing, Sae, StepLatents, TrainStepInput, TrainStepOutput, TrainingSae,
 };
 pub use sparse::SparseForward;
-pub use synthsae_host::Csr;
+pub use synthsae_host::{Csr, Precision};

@@ -6,6 +6,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use synthsae_host::inference::{host_path_ok, sparse_decode_host};
 use synthsae_host::sparse_forward::{sparse_forward_host, HostSelect, LinearWeights};
+use synthsae_host::Precision;
 
 use crate::config::base::{NormalizeActivations, SaeBase};
 use crate::error::Result;
@@ -75,7 +76,12 @@ impl<B: Backend> LinearCore<B> {
 
     /// Pre-activations `x' W_enc + b_enc`: `[B, D]` → `[B, S]`.
     pub fn pre(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        x.matmul(self.w_enc.val()) + row(self.b_enc.val())
+        self.pre_at(x, Precision::F32)
+    }
+
+    /// [`LinearCore::pre`] with the product in `precision`.
+    pub fn pre_at(&self, x: Tensor<B, 2>, precision: Precision) -> Tensor<B, 2> {
+        precision.matmul(x, self.w_enc.val()) + row(self.b_enc.val())
     }
 
     /// `z W_dec + b_dec`: `[B, S]` → `[B, D]` (sparse `z` on CPU backends
@@ -84,6 +90,15 @@ impl<B: Backend> LinearCore<B> {
         let w = self.w_dec.val();
         let lin = sparse_decode_host(&z, &w).unwrap_or_else(|| z.matmul(w));
         lin + row(self.b_dec.val())
+    }
+
+    /// [`LinearCore::decode_linear`] with the product in `precision` (a
+    /// dense matmul at bf16, as sae-lens's autocast decode).
+    pub fn decode_linear_at(&self, z: Tensor<B, 2>, precision: Precision) -> Tensor<B, 2> {
+        match precision {
+            Precision::F32 => self.decode_linear(z),
+            Precision::Bf16 => precision.matmul(z, self.w_dec.val()) + row(self.b_dec.val()),
+        }
     }
 
     /// [`crate::Sae::forward_sparse`] of a linear-encoder SAE whose latents

@@ -19,7 +19,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use synthsae_host::Csr;
+use synthsae_host::{Csr, Precision};
 /// Firing summary of one batch's latents (computed by the host paths).
 pub use synthsae_host::Firing;
 
@@ -113,6 +113,9 @@ pub struct TrainStepInput<B: Backend> {
     pub coefficients: Vec<(String, f64)>,
     /// 0-based training step.
     pub step: u64,
+    /// The arithmetic of the forward pass's matrix products (bf16 under
+    /// sae-lens's `autocast_sae`); float32 everywhere else.
+    pub precision: Precision,
 }
 
 impl<B: Backend> TrainStepInput<B> {

@@ -52,6 +52,7 @@ fn every_architecture_trains_saves_and_reloads() {
             dead_mask: Some(dead),
             coefficients,
             step: 1,
+            precision: Default::default(),
         };
         sae = sae.project();
         let out = sae.training_forward(&input);
@@ -141,6 +142,7 @@ fn folding_a_scaling_factor_preserves_the_function() {
                 dead_mask: None,
                 coefficients: vec![],
                 step: 0,
+                precision: Default::default(),
             });
             sae.after_forward(&out);
         }

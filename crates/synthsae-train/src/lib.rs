@@ -17,6 +17,7 @@
 //!
 //! Shapes: input dimension `D`, latents `S`, batch `B`.
 
+pub mod autocast;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -30,6 +31,7 @@ pub mod schedule;
 pub mod trainer;
 pub mod tuner;
 
+pub use autocast::Autocast;
 pub use config::TrainerConfig;
 pub use data::{Batch, BatchSampler};
 pub use error::{Result, TrainError};

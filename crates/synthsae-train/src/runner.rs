@@ -32,6 +32,7 @@ use synthsae_eval::{
 use synthsae_sae::any::AnyTrainingSae;
 use synthsae_sae::{NormalizeActivations, TrainingSae};
 
+use crate::autocast::Autocast;
 use crate::checkpoint::write_sparsity;
 use crate::data::{batch_rng, stream, BatchSampler};
 use crate::error::{Result, TrainError};
@@ -237,12 +238,12 @@ impl<'m, B: AutodiffBackend> StartedRun<'m, B> {
             );
             cfg.sae.set_d_in(hidden_dim)?;
         }
-        if cfg.autocast_sae || cfg.autocast_data {
-            log::warn!("{}", autocast_warning::<B>());
-        }
+        let autocast = run_autocast::<B>(&cfg, device);
         let sampler = sampler_for(&cfg, model);
         let started = std::time::Instant::now();
-        let fitting = make_trainer::<B>(&cfg, model, sampler, device, resume)?.start()?;
+        let fitting = make_trainer::<B>(&cfg, model, sampler, device, resume)?
+            .with_autocast(autocast)
+            .start()?;
         let resumed_at = resume.map(|_| fitting.next_step());
         let (metrics, metrics_path) = open_metrics(&cfg, resumed_at)?;
         Ok(Self {
@@ -356,24 +357,24 @@ pub fn sampler_for<B: burn::prelude::Backend>(
     .with_hidden_path(cfg.hidden_path.resolve::<B>())
 }
 
-/// The one line a run with `autocast_sae` / `autocast_data` prints: the
-/// run computes in float32. On CPU backends that is the faster choice
-/// (bf16 GEMM without native bf16 instructions is emulated; see
-/// `docs/benchmarks.md`); on GPU backends bf16 autocast is not implemented.
-pub fn autocast_warning<B: burn::prelude::Backend>() -> String {
-    if synthsae_host::backend::is_cpu::<B>() {
-        format!(
-            "autocast_sae / autocast_data: this run computes in float32 on the CPU backend `{}` \
-             (bf16 is not faster there)",
-            B::name(&Default::default())
-        )
-    } else {
-        format!(
-            "autocast_sae / autocast_data: bf16 autocast is not implemented on `{}`; this run \
-             computes in float32",
-            B::name(&Default::default())
-        )
+/// What the run's `autocast_sae` / `autocast_data` give on `B`
+/// ([`Autocast::resolve`]), with its one line: a warning when a request is
+/// not honoured, an info line when bf16 is on.
+fn run_autocast<B: AutodiffBackend>(cfg: &RunnerConfig, device: &B::Device) -> Autocast {
+    let hidden = cfg.hidden_path.resolve::<B>();
+    let resolved = Autocast::resolve::<B>(cfg.autocast_sae, cfg.autocast_data, hidden, device);
+    let a = resolved.autocast;
+    match &resolved.warning {
+        Some(w) => log::warn!("{w}"),
+        None if a != Autocast::default() => log::info!(
+            "bf16 autocast: SAE products {}, device hidden activations {}; float32 weights and \
+             optimizer state",
+            a.sae.name(),
+            a.data.name()
+        ),
+        None => {}
     }
+    a
 }
 
 /// The trainer of a run: resumed from `resume`, or with a freshly

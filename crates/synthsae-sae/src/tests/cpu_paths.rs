@@ -51,6 +51,7 @@ fn input<B: Backend>(dead: bool) -> TrainStepInput<B> {
         }),
         coefficients: Default::default(),
         step: 0,
+        precision: Default::default(),
     }
 }
 

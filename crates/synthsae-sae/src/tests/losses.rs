@@ -66,6 +66,7 @@ fn input<Bk: Backend>(
         }),
         coefficients: coefs.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
         step: 0,
+        precision: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@ use synthsae_data::FeatureDictionary;
 use synthsae_host::profile::{self, Phase};
 use synthsae_sae::{Coefficient, NormalizeActivations};
 
+use crate::autocast::Autocast;
 use crate::checkpoint::write_atomically;
 use crate::config::TrainerConfig;
 use crate::data::{stream, Batch, BatchSampler, Prefetcher};
@@ -58,6 +59,8 @@ pub(super) struct Setup<B: AutodiffBackend> {
     /// The model's feature dictionary on the device, for batches without
     /// host-computed hidden activations ([`synthsae_data::HiddenPath::Device`]).
     pub(super) dictionary: Option<FeatureDictionary<B::InnerBackend>>,
+    /// The arithmetic of the SAE's products and of the device gather-sum.
+    pub(super) autocast: Autocast,
 }
 
 impl<B: AutodiffBackend> Setup<B> {
@@ -179,6 +182,7 @@ impl<B: AutodiffBackend> Setup<B> {
             coefficients,
             dead_after: self.dead_after(),
             log: (step + 1).is_multiple_of(self.cfg.log_every),
+            precision: self.autocast.sae,
         }
     }
 
@@ -210,7 +214,7 @@ impl<B: AutodiffBackend> Setup<B> {
             }
             (None, Some(dictionary)) => Tensor::from_inner(
                 dictionary
-                    .forward_sparse(&batch.features)?
+                    .forward_sparse_at(&batch.features, self.autocast.data)?
                     .to_device(&inner_device::<B>(&self.device)),
             ),
             (None, None) => {

@@ -34,6 +34,7 @@ use burn::tensor::backend::AutodiffBackend;
 use synthsae_sae::Coefficient;
 
 use crate::checkpoint::{find_resumable, TrainerSnapshot};
+use crate::autocast::Autocast;
 use crate::config::TrainerConfig;
 use crate::data::{Batch, BatchSampler, Prefetcher};
 use crate::error::{Result, TrainError};
@@ -82,6 +83,7 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
                 sampler,
                 device,
                 dictionary: None,
+                autocast: Autocast::default(),
             },
             sae,
             state,
@@ -96,6 +98,14 @@ impl<B: AutodiffBackend, M: CheckpointSae<B>> Trainer<B, M> {
         dictionary: synthsae_data::FeatureDictionary<B::InnerBackend>,
     ) -> Self {
         self.setup.dictionary = Some(dictionary);
+        self
+    }
+
+    /// Sets the arithmetic of the SAE's products and of the device
+    /// gather-sum (float32 unless set; [`Autocast::resolve`] decides what a
+    /// run's `autocast_sae` / `autocast_data` give on its backend).
+    pub fn with_autocast(mut self, autocast: Autocast) -> Self {
+        self.setup.autocast = autocast;
         self
     }
 

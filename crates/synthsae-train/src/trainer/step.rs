@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use synthsae_host::profile::{self, Phase};
-use synthsae_sae::{TrainStepInput, TrainStepOutput, TrainingSae};
+use synthsae_sae::{Precision, TrainStepInput, TrainStepOutput, TrainingSae};
 
 use super::scalars::{ScalarTensors, StepScalars};
 use super::state::RunState;
@@ -25,6 +25,8 @@ pub(super) struct StepPlan {
     /// Whether the step's metrics are recorded (adds the explained
     /// variance to the read-back).
     pub(super) log: bool,
+    /// The arithmetic of the SAE's products (`autocast_sae`).
+    pub(super) precision: Precision,
 }
 
 /// What a step produced.
@@ -54,6 +56,7 @@ pub(super) fn train_step<B: AutodiffBackend, M: TrainingSae<B>>(
         dead_mask: Some(Tensor::from_inner(dead)),
         coefficients: plan.coefficients.clone(),
         step: plan.step,
+        precision: plan.precision,
     };
     let mut sae = sae.project();
     let out = sae.training_forward(&input);

@@ -13,6 +13,7 @@ use synthsae_host::profile::{self, Phase};
 
 use synthsae_host::kept::Selection;
 use synthsae_host::select::nth_largest_of;
+use synthsae_host::Precision;
 
 use super::jumprelu::JumpReluSae;
 use super::matryoshka::{matryoshka_aux_loss, matryoshka_inner_losses};
@@ -143,13 +144,15 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
             self.core
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
         let norms = c.rescale_acts_by_decoder_norm.then(|| self.core.norms());
-        let mut hidden_pre = self.core.pre(xp);
+        let p = input.precision;
+        let mut hidden_pre = self.core.pre_at(xp, p);
         if let Some(n) = &norms {
             hidden_pre = hidden_pre * row(n.clone());
         }
         let (z, active) = batch_topk_activation_sparse(hidden_pre.clone(), c.k);
         let decoded = match &active {
-            Some(act) => {
+            // bf16 decodes densely, one matmul as under sae-lens's autocast.
+            Some(act) if p == Precision::F32 => {
                 let pre = sparse_pre(hidden_pre.clone(), act);
                 sparse_decode(
                     self.core.w_dec.val(),
@@ -159,7 +162,7 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
                     x.dims()[0],
                 )
             }
-            None => unscale(z.clone(), norms.as_ref()).matmul(self.core.w_dec.val()),
+            _ => p.matmul(unscale(z.clone(), norms.as_ref()), self.core.w_dec.val()),
         };
         let sae_out = normalize_out(decoded + row(self.core.b_dec.val()), &st);
         let mse = sum_sq_mean(sae_out.clone() - x.clone());
@@ -176,6 +179,7 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
                 norms.as_ref(),
                 &st,
                 c.aux_loss_coefficient,
+                p,
             ),
             _ => topk_aux_loss(
                 x.clone(),
@@ -186,14 +190,15 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
                 norms.as_ref(),
                 c.aux_loss_coefficient,
                 false,
+                p,
             ),
         };
         loss = loss + aux.clone();
         losses.push(("auxiliary_reconstruction_loss".into(), aux));
         if let Some((widths, _)) = &matryoshka {
-            for (w, inner) in
-                matryoshka_inner_losses(&self.core, x, z.clone(), widths, norms.as_ref(), &st)
-            {
+            let inner_losses =
+                matryoshka_inner_losses(&self.core, x, z.clone(), widths, norms.as_ref(), &st, p);
+            for (w, inner) in inner_losses {
                 loss = loss + inner.clone();
                 losses.push((format!("inner_mse_loss_{w}"), inner));
             }

@@ -8,6 +8,7 @@ pub use config::GatedConfig;
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use synthsae_host::Precision;
 
 use crate::config::base::NormalizeActivations;
 use crate::config::inference::SaeConfig;
@@ -76,19 +77,33 @@ impl<B: Backend> GatedWeights<B> {
 
     /// `(feature_acts, π_mag)` for processed inputs `[B, D]` → `[B, S]` each.
     pub fn encode_processed(&self, xp: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        self.encode_processed_at(xp, Precision::F32)
+    }
+
+    /// [`GatedWeights::encode_processed`] with the products in `precision`.
+    pub fn encode_processed_at(
+        &self,
+        xp: Tensor<B, 2>,
+        precision: Precision,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let w_enc = self.w_enc.val();
-        let gate = (xp.clone().matmul(w_enc.clone()) + row(self.b_gate.val()))
+        let gate = (precision.matmul(xp.clone(), w_enc.clone()) + row(self.b_gate.val()))
             .detach()
             .greater_elem(0.0)
             .float();
         let w_mag = w_enc * row(self.r_mag.val().exp());
-        let pi_mag = xp.matmul(w_mag) + row(self.b_mag.val());
+        let pi_mag = precision.matmul(xp, w_mag) + row(self.b_mag.val());
         (gate * relu(pi_mag.clone()), pi_mag)
     }
 
     /// `z W_dec + b_dec`: `[B, S]` → `[B, D]`.
     pub fn decode_linear(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
-        z.matmul(self.w_dec.val()) + row(self.b_dec.val())
+        self.decode_linear_at(z, Precision::F32)
+    }
+
+    /// [`GatedWeights::decode_linear`] with the product in `precision`.
+    pub fn decode_linear_at(&self, z: Tensor<B, 2>, precision: Precision) -> Tensor<B, 2> {
+        precision.matmul(z, self.w_dec.val()) + row(self.b_dec.val())
     }
 
     fn process(
@@ -202,21 +217,22 @@ impl<B: Backend> GatedTrainingSae<B> {
         let w = &self.weights;
         let x = input.x.clone();
         let (xp, st) = w.process(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
-        let (z, hidden_pre) = w.encode_processed(xp);
-        let sae_out = normalize_out(w.decode_linear(z.clone()), &st);
+        let p = input.precision;
+        let (z, hidden_pre) = w.encode_processed_at(xp, p);
+        let sae_out = normalize_out(w.decode_linear_at(z.clone(), p), &st);
         let mse = sum_sq_mean(sae_out.clone() - x.clone());
         let centered = if b.apply_b_dec_to_input {
             x.clone() - row(w.b_dec.val())
         } else {
             x.clone()
         };
-        let pi_gate_act = relu(centered.matmul(w.w_enc.val()) + row(w.b_gate.val()));
+        let pi_gate_act = relu(p.matmul(centered, w.w_enc.val()) + row(w.b_gate.val()));
         let lambda = input.coefficient("l1").unwrap_or(c.l1_coefficient);
         let l1 = (pi_gate_act.clone() * row(row_norms(w.w_dec.val())))
             .sum_dim(1)
             .mean()
             .mul_scalar(lambda);
-        let aux = sum_sq_mean(w.decode_linear(pi_gate_act) - x);
+        let aux = sum_sq_mean(w.decode_linear_at(pi_gate_act, p) - x);
         TrainStepOutput {
             sae_out,
             feature_acts: z.into(),

@@ -178,7 +178,7 @@ impl<B: Backend> JumpReluTrainingSae<B> {
         let (xp, st) =
             self.core
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
-        let hidden_pre = self.core.pre(xp);
+        let hidden_pre = self.core.pre_at(xp, input.precision);
         let theta = self.threshold.val();
         let z = jumprelu_op(
             hidden_pre.clone(),
@@ -186,7 +186,10 @@ impl<B: Backend> JumpReluTrainingSae<B> {
             eps,
             c.jumprelu_ste_to_input,
         );
-        let sae_out = normalize_out(self.core.decode_linear(z.clone()), &st);
+        let sae_out = normalize_out(
+            self.core.decode_linear_at(z.clone(), input.precision),
+            &st,
+        );
         let mse = sum_sq_mean(sae_out.clone() - x);
         let norms = self.core.norms();
         let lambda = input.coefficient("l0").unwrap_or(c.l0_coefficient);

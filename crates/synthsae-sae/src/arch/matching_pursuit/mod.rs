@@ -9,6 +9,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::IndexingUpdateOp;
+use synthsae_host::Precision;
 
 use crate::config::inference::{InferenceArch, SaeConfig};
 use crate::config::training::{TrainingArch, TrainingSaeConfig};
@@ -24,11 +25,13 @@ use crate::sae::{Sae, TrainStepInput, TrainStepOutput};
 /// gradient), adds `v = relu(r · W_dec_{s*})` to rows not yet done and
 /// subtracts `v W_dec_{s*}` from their residual; a row is done when its
 /// support did not change (if `stop_on_duplicate_support`) or its residual
-/// norm is below `residual_threshold` (if > 0).
+/// norm is below `residual_threshold` (if > 0). The scoring product
+/// `r W_decᵀ` is in `precision`.
 pub fn encode_matching_pursuit<B: Backend>(
     xp: Tensor<B, 2>,
     w_dec: Tensor<B, 2>,
     cfg: &MatchingPursuitConfig,
+    precision: Precision,
 ) -> Tensor<B, 2> {
     let [b, d] = xp.dims();
     let s = w_dec.dims()[0];
@@ -41,7 +44,8 @@ pub fn encode_matching_pursuit<B: Backend>(
     let mut done = Tensor::<B, 1>::zeros([b], &device).greater_elem(1.0);
     let w_dec_t = w_dec.clone().detach().transpose();
     for _ in 0..max_iterations {
-        let idx = relu(residual.clone().detach().matmul(w_dec_t.clone())).argmax(1); // [B, 1]
+        let scores = precision.matmul(residual.clone().detach(), w_dec_t.clone());
+        let idx = relu(scores).argmax(1); // [B, 1]
         let selected = w_dec.clone().select(0, idx.clone().reshape([b])); // [B, D]
         let values = relu((residual.clone() * selected.clone()).sum_dim(1)); // [B, 1]
         let active = done.clone().bool_not().float().unsqueeze_dim::<2>(1);
@@ -78,8 +82,9 @@ fn decode_mp<B: Backend>(
     w_dec: Tensor<B, 2>,
     b_dec: Tensor<B, 1>,
     apply: bool,
+    precision: Precision,
 ) -> Tensor<B, 2> {
-    let out = z.matmul(w_dec);
+    let out = precision.matmul(z, w_dec);
     if apply {
         out + row(b_dec)
     } else {
@@ -136,7 +141,7 @@ impl<B: Backend> Sae<B> for MatchingPursuitSae<B> {
             &self.b_dec,
         );
         self.cache.store(st);
-        encode_matching_pursuit(xp, self.w_dec.val(), &self.mp())
+        encode_matching_pursuit(xp, self.w_dec.val(), &self.mp(), Precision::F32)
     }
     fn decode(&self, z: Tensor<B, 2>) -> Tensor<B, 2> {
         let st = cached_state(&self.cache, self.cfg.base.normalize_activations);
@@ -145,6 +150,7 @@ impl<B: Backend> Sae<B> for MatchingPursuitSae<B> {
             self.w_dec.val(),
             self.b_dec.val(),
             self.cfg.base.apply_b_dec_to_input,
+            Precision::F32,
         );
         normalize_out(out, &st)
     }
@@ -187,13 +193,15 @@ impl<B: Backend> MatchingPursuitTrainingSae<B> {
             b.apply_b_dec_to_input,
             &self.b_dec,
         );
-        let z = encode_matching_pursuit(xp, self.w_dec.val(), &self.mp());
+        let p = input.precision;
+        let z = encode_matching_pursuit(xp, self.w_dec.val(), &self.mp(), p);
         let sae_out = normalize_out(
             decode_mp(
                 z.clone(),
                 self.w_dec.val(),
                 self.b_dec.val(),
                 b.apply_b_dec_to_input,
+                p,
             ),
             &st,
         );

@@ -8,6 +8,7 @@ pub use config::MatryoshkaConfig;
 use burn::prelude::*;
 
 use synthsae_host::aux_k::{self, AuxK};
+use synthsae_host::Precision;
 
 use super::topk::{aux_acts, unscale};
 use crate::linear::LinearCore;
@@ -16,13 +17,14 @@ use crate::ops::{row, sum_sq_mean};
 
 /// Cumulative prefix reconstructions `x̂_w = b_dec + Σ_{levels ≤ w} z[:, prev..w] W_dec[prev..w]`
 /// (with `z / n` if rescaling), per-sample normalisation undone; one `[B, D]`
-/// per width in `widths` (all of them).
+/// per width in `widths` (all of them); the products in `precision`.
 pub fn prefix_reconstructions<B: Backend>(
     core: &LinearCore<B>,
     z: Tensor<B, 2>,
     widths: &[usize],
     norms: Option<&Tensor<B, 1>>,
     st: &NormState<B>,
+    precision: Precision,
 ) -> Vec<(usize, Tensor<B, 2>)> {
     let z = unscale(z, norms);
     let w_dec = core.w_dec.val();
@@ -30,10 +32,10 @@ pub fn prefix_reconstructions<B: Backend>(
     let mut prev = 0;
     let mut out = Vec::with_capacity(widths.len());
     for &w in widths {
-        let part = z
-            .clone()
-            .narrow(1, prev, w - prev)
-            .matmul(w_dec.clone().narrow(0, prev, w - prev));
+        let part = precision.matmul(
+            z.clone().narrow(1, prev, w - prev),
+            w_dec.clone().narrow(0, prev, w - prev),
+        );
         decoded = part + decoded;
         out.push((w, normalize_out(decoded.clone(), st)));
         prev = w;
@@ -41,7 +43,8 @@ pub fn prefix_reconstructions<B: Backend>(
     out
 }
 
-/// `inner_mse_loss_<w> = mean_rows(Σ (x̂_w − x)²)` for every width but the last.
+/// `inner_mse_loss_<w> = mean_rows(Σ (x̂_w − x)²)` for every width but the
+/// last, the products in `precision`.
 pub fn matryoshka_inner_losses<B: Backend>(
     core: &LinearCore<B>,
     x: Tensor<B, 2>,
@@ -49,9 +52,10 @@ pub fn matryoshka_inner_losses<B: Backend>(
     widths: &[usize],
     norms: Option<&Tensor<B, 1>>,
     st: &NormState<B>,
+    precision: Precision,
 ) -> Vec<(usize, Tensor<B, 1>)> {
     let inner = &widths[..widths.len().saturating_sub(1)];
-    prefix_reconstructions(core, z, inner, norms, st)
+    prefix_reconstructions(core, z, inner, norms, st, precision)
         .into_iter()
         .map(|(w, rec)| (w, sum_sq_mean(rec - x.clone())))
         .collect()
@@ -73,6 +77,7 @@ pub fn matryoshka_aux_loss<B: Backend>(
     norms: Option<&Tensor<B, 1>>,
     st: &NormState<B>,
     coef: f64,
+    precision: Precision,
 ) -> Tensor<B, 1> {
     let device = x.device();
     let zero = Tensor::zeros([1], &device);
@@ -88,7 +93,7 @@ pub fn matryoshka_aux_loss<B: Backend>(
     };
     let mut total = zero;
     let mut prev = 0;
-    for (w, partial) in prefix_reconstructions(core, z, widths, norms, st) {
+    for (w, partial) in prefix_reconstructions(core, z, widths, norms, st, precision) {
         let len = w - prev;
         let level_dead = dead.clone().narrow(0, prev, len);
         if let Some(rule) = AuxK::new(d, aux_k::count_dead(&level_dead)) {
@@ -99,7 +104,7 @@ pub fn matryoshka_aux_loss<B: Backend>(
                 rule.k,
                 false,
             );
-            let recons = acts.matmul(scaled.clone().narrow(0, prev, len));
+            let recons = precision.matmul(acts, scaled.clone().narrow(0, prev, len));
             total = total + aux_k::fit_loss(recons, residual).mul_scalar(rule.scale);
         }
         prev = w;

@@ -10,6 +10,7 @@ use burn::tensor::activation::relu;
 
 use synthsae_host::autodiff::standard_loss;
 use synthsae_host::sparse_forward::HostSelect;
+use synthsae_host::Precision;
 
 use crate::config::base::NormalizeActivations;
 use crate::config::inference::SaeConfig;
@@ -99,7 +100,10 @@ impl<B: Backend> StandardTrainingSae<B> {
         let c = self.arch();
         let b = &self.cfg.base;
         let lambda = input.coefficient("l1").unwrap_or(c.l1_coefficient);
-        if c.lp_norm == 1.0 && b.normalize_activations == NormalizeActivations::None {
+        if c.lp_norm == 1.0
+            && b.normalize_activations == NormalizeActivations::None
+            && input.precision == Precision::F32
+        {
             // CPU backends: the whole loss as one autodiff node (same values
             // and gradients, a fraction of the per-operation cost).
             if let Some(f) = standard_loss(
@@ -128,9 +132,12 @@ impl<B: Backend> StandardTrainingSae<B> {
         let (xp, st) =
             self.core
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
-        let hidden_pre = self.core.pre(xp);
+        let hidden_pre = self.core.pre_at(xp, input.precision);
         let z = relu(hidden_pre.clone());
-        let sae_out = normalize_out(self.core.decode_linear(z.clone()), &st);
+        let sae_out = normalize_out(
+            self.core.decode_linear_at(z.clone(), input.precision),
+            &st,
+        );
         let mse = sum_sq_mean(sae_out.clone() - x);
         let weighted = (z.clone() * row(self.core.norms())).abs();
         let sparsity = if c.lp_norm == 1.0 {

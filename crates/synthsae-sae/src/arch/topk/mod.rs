@@ -17,6 +17,7 @@ use synthsae_host::inference::{host_path_ok, sparse_decode_host, topk_host};
 use synthsae_host::kept::Selection;
 use synthsae_host::select::nth_largest;
 use synthsae_host::sparse_forward::HostSelect;
+use synthsae_host::Precision;
 
 use crate::config::inference::{InferenceArch, SaeConfig};
 use crate::config::training::{TrainingArch, TrainingSaeConfig};
@@ -229,7 +230,8 @@ pub fn aux_acts<B: Backend>(
 /// The TopK-family aux loss (`auxiliary_reconstruction_loss`, the rule of
 /// [`synthsae_host::aux_k`]): `coef · min(dead/k_aux, 1) · mean_rows(Σ (ê − e)²)`
 /// with `e = x − x̂` detached, `ê` = aux-k activations decoded without
-/// `b_dec`. `[1]`; zero when there is no mask or no dead latent.
+/// `b_dec`, the decode's product in `precision`. `[1]`; zero when there is
+/// no mask or no dead latent.
 #[allow(clippy::too_many_arguments)]
 pub fn topk_aux_loss<B: Backend>(
     x: Tensor<B, 2>,
@@ -240,6 +242,7 @@ pub fn topk_aux_loss<B: Backend>(
     norms: Option<&Tensor<B, 1>>,
     coef: f64,
     abs: bool,
+    precision: Precision,
 ) -> Tensor<B, 1> {
     let device = x.device();
     let zero = Tensor::zeros([1], &device);
@@ -249,7 +252,7 @@ pub fn topk_aux_loss<B: Backend>(
     };
     let residual = aux_k::residual(x, sae_out);
     let acts = aux_acts(hidden_pre, dead, rule.k, abs);
-    let recons = unscale(acts, norms).matmul(w_dec);
+    let recons = precision.matmul(unscale(acts, norms), w_dec);
     aux_k::fit_loss(recons, residual).mul_scalar(coef * rule.scale)
 }
 
@@ -379,13 +382,15 @@ impl<B: Backend> TopKTrainingSae<B> {
             self.core
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
         let norms = c.rescale_acts_by_decoder_norm.then(|| self.core.norms());
-        let mut hidden_pre = self.core.pre(xp);
+        let p = input.precision;
+        let mut hidden_pre = self.core.pre_at(xp, p);
         if let Some(n) = &norms {
             hidden_pre = hidden_pre * row(n.clone());
         }
         let (z, active) = topk_activation_sparse(hidden_pre.clone(), c.k, abs);
         let decoded = match &active {
-            Some(act) => {
+            // bf16 decodes densely, one matmul as under sae-lens's autocast.
+            Some(act) if p == Precision::F32 => {
                 let pre = sparse_pre(hidden_pre.clone(), act);
                 let vals = if abs { pre } else { relu(pre) };
                 sparse_decode(
@@ -396,7 +401,7 @@ impl<B: Backend> TopKTrainingSae<B> {
                     x.dims()[0],
                 )
             }
-            None => unscale(z.clone(), norms.as_ref()).matmul(self.core.w_dec.val()),
+            _ => p.matmul(unscale(z.clone(), norms.as_ref()), self.core.w_dec.val()),
         };
         let sae_out = normalize_out(decoded + row(self.core.b_dec.val()), &st);
         let mse = sum_sq_mean(sae_out.clone() - x.clone());
@@ -409,6 +414,7 @@ impl<B: Backend> TopKTrainingSae<B> {
             norms.as_ref(),
             c.aux_loss_coefficient,
             abs,
+            p,
         );
         TrainStepOutput {
             sae_out,
