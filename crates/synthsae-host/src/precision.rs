@@ -57,9 +57,8 @@ impl Precision {
     /// to float32 for their GEMMs, so they do not qualify.
     pub fn bf16_accelerated<B: Backend>(device: &B::Device) -> bool {
         use burn::tensor::backend::DTypeUsage;
-        B::dtype_usage(device, DType::BF16).is_superset(
-            DTypeUsage::Storage | DTypeUsage::Arithmetic | DTypeUsage::Accelerated,
-        )
+        B::dtype_usage(device, DType::BF16)
+            .is_superset(DTypeUsage::Storage | DTypeUsage::Arithmetic | DTypeUsage::Accelerated)
     }
 
     /// The name used in logs and reports: `float32` or `bf16`.
@@ -118,7 +117,10 @@ mod tests {
         assert_eq!(ga.dtype(), DType::F32);
         // d(sum(a·b))/da[i][k] = Σ_j b[k][j], in bf16: 3 + 0.1 and 1 + 7.
         let g = ga.into_data().convert::<f32>().to_vec::<f32>().unwrap();
-        assert!((g[0] - 3.1).abs() < 0.02 && (g[1] - 8.0).abs() < 0.05, "{g:?}");
+        assert!(
+            (g[0] - 3.1).abs() < 0.02 && (g[1] - 8.0).abs() < 0.05,
+            "{g:?}"
+        );
     }
 
     #[test]

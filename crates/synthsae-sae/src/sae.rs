@@ -19,9 +19,9 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use synthsae_host::{Csr, Precision};
 /// Firing summary of one batch's latents (computed by the host paths).
 pub use synthsae_host::Firing;
+use synthsae_host::{Csr, Precision};
 
 use crate::sparse::SparseForward;
 

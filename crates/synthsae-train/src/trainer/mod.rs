@@ -33,8 +33,8 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use synthsae_sae::Coefficient;
 
-use crate::checkpoint::{find_resumable, TrainerSnapshot};
 use crate::autocast::Autocast;
+use crate::checkpoint::{find_resumable, TrainerSnapshot};
 use crate::config::TrainerConfig;
 use crate::data::{Batch, BatchSampler, Prefetcher};
 use crate::error::{Result, TrainError};

@@ -186,10 +186,7 @@ impl<B: Backend> JumpReluTrainingSae<B> {
             eps,
             c.jumprelu_ste_to_input,
         );
-        let sae_out = normalize_out(
-            self.core.decode_linear_at(z.clone(), input.precision),
-            &st,
-        );
+        let sae_out = normalize_out(self.core.decode_linear_at(z.clone(), input.precision), &st);
         let mse = sum_sq_mean(sae_out.clone() - x);
         let norms = self.core.norms();
         let lambda = input.coefficient("l0").unwrap_or(c.l0_coefficient);

@@ -134,10 +134,7 @@ impl<B: Backend> StandardTrainingSae<B> {
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
         let hidden_pre = self.core.pre_at(xp, input.precision);
         let z = relu(hidden_pre.clone());
-        let sae_out = normalize_out(
-            self.core.decode_linear_at(z.clone(), input.precision),
-            &st,
-        );
+        let sae_out = normalize_out(self.core.decode_linear_at(z.clone(), input.precision), &st);
         let mse = sum_sq_mean(sae_out.clone() - x);
         let weighted = (z.clone() * row(self.core.norms())).abs();
         let sparsity = if c.lp_norm == 1.0 {
