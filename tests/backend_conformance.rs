@@ -106,6 +106,11 @@ macro_rules! suite {
             }
 
             #[test]
+            fn train_batchtopk_bf16() {
+                train::bf16_autocast::<B, R>(&target());
+            }
+
+            #[test]
             fn eval_matches_reference() {
                 eval::matches_reference::<B, R>(&target());
             }
