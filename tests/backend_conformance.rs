@@ -15,6 +15,9 @@
 //!   device path (standard, batchtopk) and by the host path (batchtopk):
 //!   finite, decreasing loss; the trajectory, final evaluation and output
 //!   folder against the reference (host path);
+//! * bf16 autocast: what the runner resolves it to on the backend, and on
+//!   backends with bf16 arithmetic a BatchTopK run with bf16 products
+//!   against the reference's float32 run (bf16 tolerance, 5e-2);
 //! * an evaluation (`eval_sae_on_synthetic_data`: MCC and every metric), by
 //!   both hidden paths.
 //!

@@ -10,7 +10,9 @@
 //!   against 5 solo runs, at the quickstart shape and the 16k model with a
 //!   width-4096 BatchTopK (`s`, the bound, the gains), and
 //!   `benches/group_gemm.rs`: the group's 5 encoder products against one over
-//!   the concatenated encoders, and what that could add to the group.
+//!   the concatenated encoders, and what that could add to the group. Last
+//!   `benches/bf16_autocast.rs`: float32 against bf16 products and training
+//!   steps on the CPU (the measurement behind the runner's float32 warning).
 //! * `test`: the README's test command (`cargo test --workspace`).
 //! * `ci`: runs `.ci/run`.
 //! * `interop`: checks that models move between synthsae and sae-lens both
@@ -211,6 +213,11 @@ fn main() -> ExitCode {
                 .and_then(|()| {
                     let mut cmd = cargo();
                     cmd.args(["bench", "--package", "synthsae", "--bench", "group_gemm"]);
+                    run(cmd)
+                })
+                .and_then(|()| {
+                    let mut cmd = cargo();
+                    cmd.args(["bench", "--package", "synthsae", "--bench", "bf16_autocast"]);
                     run(cmd)
                 })
         }
