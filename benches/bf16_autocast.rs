@@ -20,7 +20,7 @@
 //! Run: `cargo bench --bench bf16_autocast [-- --rounds R --reps N]` (also
 //! part of `cargo xtask bench`).
 
-use std::time::Instant;
+mod common;
 
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
@@ -33,24 +33,9 @@ const BATCH: usize = 1024;
 const D_IN: usize = 768;
 const D_SAE: usize = 4096;
 
-/// Best time in milliseconds of `rounds` rounds of `reps` calls of `f`,
-/// per call (after one warm-up call).
-fn best_ms(rounds: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e3 / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 /// `a · b` at `p`, read back (one value) so that it is really computed.
 fn product_ms(a: &Tensor<Flex, 2>, b: &Tensor<Flex, 2>, p: Precision, r: usize, n: usize) -> f64 {
-    best_ms(r, n, || {
+    common::best_ms(r, n, || {
         let y = p.matmul(a.clone(), b.clone());
         std::hint::black_box(y.slice([0..1, 0..1]).into_scalar());
     })
@@ -88,7 +73,7 @@ fn step_ms(p: Precision, rounds: usize, reps: usize) -> f64 {
         .with_autocast(Autocast { sae: p, data: p })
         .start()
         .expect("start");
-    best_ms(rounds, reps, || {
+    common::best_ms(rounds, reps, || {
         fitting.step(batch.clone(), &mut NoHooks).expect("step");
     })
 }
@@ -101,14 +86,9 @@ fn row(name: &str, f32_ms: f64, bf16_ms: f64) {
 
 fn main() {
     synthsae::alloc_tuning::keep_large_buffers();
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |f: &str| {
-        args.iter()
-            .position(|a| a == f)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let rounds: usize = flag("--rounds").and_then(|v| v.parse().ok()).unwrap_or(5);
-    let reps: usize = flag("--reps").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let args = common::Args::from_env();
+    let rounds = args.count("--rounds", 5);
+    let reps = args.count("--reps", 10);
     println!(
         "float32 against bf16 autocast on Flex (ms, best of {rounds} × {reps})\n\
          {:<12} {:>10} {:>10} {:>7}",

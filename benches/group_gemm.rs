@@ -24,7 +24,7 @@
 //! Run: `cargo bench --bench group_gemm [-- --rounds R --reps N]`
 //! (also part of `cargo xtask bench`).
 
-use std::time::Instant;
+mod common;
 
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
@@ -34,21 +34,6 @@ use synthsae::train::{build_model, sampler_for, RunnerConfig, Silent, StartedRun
 
 const GROUP: usize = 5;
 const BATCH: usize = 1024;
-
-/// Best time in milliseconds of `rounds` rounds of `reps` calls of `f`,
-/// per call.
-fn best_ms(rounds: usize, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e3 / reps as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 /// A value read from `t`, so that the product is really computed.
 fn touch(t: Tensor<Flex, 2>) -> f32 {
@@ -76,7 +61,7 @@ fn step_ms(model: &Value, sae: &Value, lr: f64, rounds: usize, reps: usize) -> f
     let batch = sampler_for(&cfg, &synthetic).train_batch(0).expect("batch");
     let mut run =
         StartedRun::<Autodiff<Flex>>::start(cfg, &synthetic, &device, None).expect("start");
-    best_ms(rounds, reps, || {
+    common::best_ms(rounds, reps, || {
         run.step(batch.clone(), &mut Silent).expect("step");
     })
 }
@@ -103,7 +88,7 @@ fn shape(
     let w_cat = Tensor::cat(ws.clone(), 1);
     let g_cat = Tensor::cat(gs.clone(), 1);
     let xt = x.clone().transpose();
-    let sep = best_ms(rounds, reps, || {
+    let sep = common::best_ms(rounds, reps, || {
         for (w, g) in ws.iter().zip(&gs) {
             std::hint::black_box(touch(x.clone().matmul(w.clone())));
             if weight_grad {
@@ -111,13 +96,13 @@ fn shape(
             }
         }
     });
-    let cat = best_ms(rounds, reps, || {
+    let cat = common::best_ms(rounds, reps, || {
         std::hint::black_box(touch(x.clone().matmul(w_cat.clone())));
         if weight_grad {
             std::hint::black_box(touch(xt.clone().matmul(g_cat.clone())));
         }
     });
-    let cat_split = best_ms(rounds, reps, || {
+    let cat_split = common::best_ms(rounds, reps, || {
         let wide = x.clone().matmul(w_cat.clone());
         for i in 0..GROUP {
             let block = wide.clone().slice([0..BATCH, i * d_sae..(i + 1) * d_sae]);
@@ -144,14 +129,9 @@ fn shape(
 
 fn main() {
     synthsae::alloc_tuning::keep_large_buffers();
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |f: &str| {
-        args.iter()
-            .position(|a| a == f)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let rounds: usize = flag("--rounds").and_then(|v| v.parse().ok()).unwrap_or(5);
-    let reps: usize = flag("--reps").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let args = common::Args::from_env();
+    let rounds = args.count("--rounds", 5);
+    let reps = args.count("--reps", 20);
     println!(
         "{GROUP} encoder products against one over the concatenated encoders (batch {BATCH}; \
          ms per group, best of {rounds} × {reps})\n\

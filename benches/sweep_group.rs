@@ -31,6 +31,8 @@
 
 use std::time::Instant;
 
+mod common;
+
 use burn::backend::{Autodiff, Flex};
 use serde_json::{json, Value};
 use synthsae::train::{
@@ -155,21 +157,15 @@ fn shape(name: &str, cfgs: Vec<RunnerConfig>, rounds: usize) {
 
 fn main() {
     synthsae::alloc_tuning::keep_large_buffers();
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |f: &str| {
-        args.iter()
-            .position(|a| a == f)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let rounds: usize = flag("--rounds").and_then(|v| v.parse().ok()).unwrap_or(2);
-    let only = flag("--only");
+    let args = common::Args::from_env();
+    let rounds = args.count("--rounds", 2);
+    let only = args.value("--only");
     const SHAPES: [&str; 2] = ["quickstart", "bench16k_batchtopk4096"];
     if let Some(o) = only.as_deref().filter(|o| !SHAPES.contains(o)) {
-        eprintln!(
+        common::fail(&format!(
             "--only: unknown shape `{o}` (shapes: {})",
             SHAPES.join(", ")
-        );
-        std::process::exit(2);
+        ));
     }
     println!(
         "{GROUP} SAEs on one stream against {GROUP} solo runs (best of {rounds}; seconds)\n\

@@ -11,8 +11,8 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde_json::json;
 use synthsae::data::HiddenPath;
-use synthsae::sae::{AnySae, Sae};
 use synthsae::host::Precision;
+use synthsae::sae::{AnySae, Sae};
 use synthsae::train::{
     build_model, run, sampler_for, Autocast, Progress, RunObserver, RunnerConfig, RunnerResult,
     Trainer,
@@ -317,7 +317,8 @@ pub fn bf16_autocast<B: Backend, R: Backend>(t: &Target<B>) {
         what(&format!("loss did not decrease: {first:.4} -> {last:.4}"))
     );
     assert_ne!(
-        losses, f32_losses,
+        losses,
+        f32_losses,
         "{}",
         what("the trajectory is the float32 one: bf16 was not used")
     );
