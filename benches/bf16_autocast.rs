@@ -27,9 +27,9 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use serde_json::{json, Value};
 use synthsae::host::Precision;
-use synthsae::train::{build_model, sampler_for, Autocast, NoHooks, RunnerConfig, Trainer};
+use synthsae::train::{build_model, sampler_for, Autocast, NoHooks, Trainer};
 
-const BATCH: usize = 1024;
+const BATCH: usize = common::STEP_BATCH;
 const D_IN: usize = 768;
 const D_SAE: usize = 4096;
 
@@ -49,20 +49,8 @@ fn step_ms(p: Precision, rounds: usize, reps: usize) -> f64 {
         serde_json::to_value(synthsae::data::preset("synthsaebench-16k").expect("preset"))
             .expect("json");
     model["orthogonalization"] = Value::Null;
-    let cfg = RunnerConfig::from_value(json!({
-        "synthetic_model": model,
-        "sae": {"architecture": "batchtopk", "d_in": D_IN, "d_sae": D_SAE, "k": 25},
-        "training_samples": (rounds * reps + 1) as u64 * 64 * BATCH as u64,
-        "batch_size": BATCH,
-        "lr": 3e-4,
-        "eval_samples": 0,
-        "run_final_eval": false,
-        "output_path": null,
-        "checkpoint_path": null,
-        "seed": 0,
-        "data_seed": 42,
-    }))
-    .expect("valid runner config");
+    let sae = json!({"architecture": "batchtopk", "d_in": D_IN, "d_sae": D_SAE, "k": 25});
+    let cfg = common::step_config(&model, &sae, 3e-4, rounds * reps);
     let synthetic = build_model::<Flex>(&cfg.synthetic_model, &device).expect("model");
     let sampler = sampler_for(&cfg, &synthetic);
     let batch = sampler.train_batch(0).expect("batch");

@@ -30,10 +30,10 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use serde_json::{json, Value};
-use synthsae::train::{build_model, sampler_for, RunnerConfig, Silent, StartedRun};
+use synthsae::train::{build_model, sampler_for, Silent, StartedRun};
 
 const GROUP: usize = 5;
-const BATCH: usize = 1024;
+const BATCH: usize = common::STEP_BATCH;
 
 /// A value read from `t`, so that the product is really computed.
 fn touch(t: Tensor<Flex, 2>) -> f32 {
@@ -43,20 +43,7 @@ fn touch(t: Tensor<Flex, 2>) -> f32 {
 /// One member's training step, in milliseconds (best round).
 fn step_ms(model: &Value, sae: &Value, lr: f64, rounds: usize, reps: usize) -> f64 {
     let device = Default::default();
-    let cfg = RunnerConfig::from_value(json!({
-        "synthetic_model": model,
-        "sae": sae,
-        "training_samples": (rounds * reps + 1) as u64 * 64 * BATCH as u64,
-        "batch_size": BATCH,
-        "lr": lr,
-        "eval_samples": 0,
-        "run_final_eval": false,
-        "output_path": null,
-        "checkpoint_path": null,
-        "seed": 0,
-        "data_seed": 42,
-    }))
-    .expect("valid runner config");
+    let cfg = common::step_config(model, sae, lr, rounds * reps);
     let synthetic = build_model::<Flex>(&cfg.synthetic_model, &device).expect("model");
     let batch = sampler_for(&cfg, &synthetic).train_batch(0).expect("batch");
     let mut run =

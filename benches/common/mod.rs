@@ -1,10 +1,37 @@
 //! Pieces shared by the hand-timed benchmarks (`group_gemm`, `sweep_group`,
-//! `bf16_autocast`): best-of-rounds timing and `--flag value` arguments.
+//! `bf16_autocast`): best-of-rounds timing, the config of a training-step
+//! timing and `--flag value` arguments.
 //! Each benchmark includes it with `mod common;` and uses what it needs.
 
 #![allow(dead_code)]
 
 use std::time::Instant;
+
+use serde_json::{json, Value};
+use synthsae::train::RunnerConfig;
+
+/// Rows per batch of the training-step timings.
+pub const STEP_BATCH: usize = 1024;
+
+/// The runner config of a training-step timing: `sae` on `model`, enough
+/// samples for `steps` steps of [`STEP_BATCH`] rows, every output and
+/// evaluation off, seed 0, data seed 42.
+pub fn step_config(model: &Value, sae: &Value, lr: f64, steps: usize) -> RunnerConfig {
+    RunnerConfig::from_value(json!({
+        "synthetic_model": model,
+        "sae": sae,
+        "training_samples": (steps as u64 + 1) * 64 * STEP_BATCH as u64,
+        "batch_size": STEP_BATCH,
+        "lr": lr,
+        "eval_samples": 0,
+        "run_final_eval": false,
+        "output_path": null,
+        "checkpoint_path": null,
+        "seed": 0,
+        "data_seed": 42,
+    }))
+    .expect("valid runner config")
+}
 
 /// Best time in milliseconds of `rounds` rounds of `reps` calls of `f`,
 /// per call (after one warm-up call).
