@@ -13,11 +13,10 @@ use synthsae_host::profile::{self, Phase};
 
 use synthsae_host::kept::Selection;
 use synthsae_host::select::nth_largest_of;
-use synthsae_host::Precision;
 
 use super::jumprelu::JumpReluSae;
 use super::matryoshka::{matryoshka_aux_loss, matryoshka_inner_losses};
-use super::topk::{sparse_decode, sparse_pre, topk_aux_loss, unscale, Active, SPARSE_MAX_DENSITY};
+use super::topk::{decode_kept, scaled_pre, topk_aux_loss, Active, SPARSE_MAX_DENSITY};
 use crate::config::training::{TrainingArch, TrainingSaeConfig};
 use crate::cpu_train::{forward_train_cpu, TopKFamilySpec};
 use crate::linear::LinearCore;
@@ -36,7 +35,7 @@ pub fn batch_topk_activation<B: Backend>(hidden_pre: Tensor<B, 2>, k: f64) -> Te
 }
 
 /// [`batch_topk_activation`], plus the kept positive entries when they are
-/// few enough for [`sparse_decode`].
+/// few enough for [`super::topk::sparse_decode`].
 pub fn batch_topk_activation_sparse<B: Backend>(
     hidden_pre: Tensor<B, 2>,
     k: f64,
@@ -145,25 +144,17 @@ impl<B: Backend> BatchTopKTrainingSae<B> {
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
         let norms = c.rescale_acts_by_decoder_norm.then(|| self.core.norms());
         let p = input.precision;
-        let mut hidden_pre = self.core.pre_at(xp, p);
-        if let Some(n) = &norms {
-            hidden_pre = hidden_pre * row(n.clone());
-        }
+        let hidden_pre = scaled_pre(&self.core, xp, norms.as_ref(), p);
         let (z, active) = batch_topk_activation_sparse(hidden_pre.clone(), c.k);
-        let decoded = match &active {
-            // bf16 decodes densely, one matmul as under sae-lens's autocast.
-            Some(act) if p == Precision::F32 => {
-                let pre = sparse_pre(hidden_pre.clone(), act);
-                sparse_decode(
-                    self.core.w_dec.val(),
-                    relu(pre),
-                    norms.as_ref(),
-                    act,
-                    x.dims()[0],
-                )
-            }
-            _ => p.matmul(unscale(z.clone(), norms.as_ref()), self.core.w_dec.val()),
-        };
+        let decoded = decode_kept(
+            &self.core,
+            &z,
+            &hidden_pre,
+            active.as_ref(),
+            norms.as_ref(),
+            false,
+            p,
+        );
         let sae_out = normalize_out(decoded + row(self.core.b_dec.val()), &st);
         let mse = sum_sq_mean(sae_out.clone() - x.clone());
         let mut losses = vec![("mse_loss".to_string(), mse.clone())];

@@ -199,6 +199,46 @@ pub fn topk_activation_sparse<B: Backend>(
     }
 }
 
+/// The generic forward's pre-activations `x' W_enc + b_enc` (product in
+/// `precision`), times the decoder row norms `n` `[S]` when rescaling:
+/// `[B, D]` → `[B, S]`.
+pub fn scaled_pre<B: Backend>(
+    core: &LinearCore<B>,
+    xp: Tensor<B, 2>,
+    norms: Option<&Tensor<B, 1>>,
+    precision: Precision,
+) -> Tensor<B, 2> {
+    let pre = core.pre_at(xp, precision);
+    match norms {
+        Some(n) => pre * row(n.clone()),
+        None => pre,
+    }
+}
+
+/// `z · W_dec` without `b_dec`, `[B, S]` → `[B, D]`, of a TopK-family step's
+/// latents `z` (divided by the decoder norms when rescaling): over the kept
+/// entries `active` (their `hidden_pre` values, relu'd unless `abs`) when
+/// they are few and the product is float32, else one dense product in
+/// `precision` (bf16 decodes densely, as under sae-lens's autocast).
+pub fn decode_kept<B: Backend>(
+    core: &LinearCore<B>,
+    z: &Tensor<B, 2>,
+    hidden_pre: &Tensor<B, 2>,
+    active: Option<&Active>,
+    norms: Option<&Tensor<B, 1>>,
+    abs: bool,
+    precision: Precision,
+) -> Tensor<B, 2> {
+    match active {
+        Some(act) if precision == Precision::F32 => {
+            let pre = sparse_pre(hidden_pre.clone(), act);
+            let vals = if abs { pre } else { relu(pre) };
+            sparse_decode(core.w_dec.val(), vals, norms, act, z.dims()[0])
+        }
+        _ => precision.matmul(unscale(z.clone(), norms), core.w_dec.val()),
+    }
+}
+
 /// `z ⊙ (1/n)` if rescaling (`n` = decoder row norms `[S]`), else `z`.
 pub fn unscale<B: Backend>(z: Tensor<B, 2>, norms: Option<&Tensor<B, 1>>) -> Tensor<B, 2> {
     match norms {
@@ -383,26 +423,17 @@ impl<B: Backend> TopKTrainingSae<B> {
                 .process_in(x.clone(), b.normalize_activations, b.apply_b_dec_to_input);
         let norms = c.rescale_acts_by_decoder_norm.then(|| self.core.norms());
         let p = input.precision;
-        let mut hidden_pre = self.core.pre_at(xp, p);
-        if let Some(n) = &norms {
-            hidden_pre = hidden_pre * row(n.clone());
-        }
+        let hidden_pre = scaled_pre(&self.core, xp, norms.as_ref(), p);
         let (z, active) = topk_activation_sparse(hidden_pre.clone(), c.k, abs);
-        let decoded = match &active {
-            // bf16 decodes densely, one matmul as under sae-lens's autocast.
-            Some(act) if p == Precision::F32 => {
-                let pre = sparse_pre(hidden_pre.clone(), act);
-                let vals = if abs { pre } else { relu(pre) };
-                sparse_decode(
-                    self.core.w_dec.val(),
-                    vals,
-                    norms.as_ref(),
-                    act,
-                    x.dims()[0],
-                )
-            }
-            _ => p.matmul(unscale(z.clone(), norms.as_ref()), self.core.w_dec.val()),
-        };
+        let decoded = decode_kept(
+            &self.core,
+            &z,
+            &hidden_pre,
+            active.as_ref(),
+            norms.as_ref(),
+            abs,
+            p,
+        );
         let sae_out = normalize_out(decoded + row(self.core.b_dec.val()), &st);
         let mse = sum_sq_mean(sae_out.clone() - x.clone());
         let aux = topk_aux_loss(
