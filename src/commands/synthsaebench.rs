@@ -121,6 +121,7 @@ pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
     let backend = super::train::pick_backend(&cfg, opts)?;
     let report = train(cfg, None, false, opts)?;
     let e = report
+        .run
         .final_eval
         .as_ref()
         .ok_or_else(|| CliError::Output("no final evaluation ran".into()))?;
@@ -129,12 +130,12 @@ pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
         "architecture": args.architecture,
         "l0_target": args.l0,
         "width": args.width,
-        "training_samples": report.n_training_samples,
+        "training_samples": report.run.n_training_samples,
         "seed": args.seed,
         "model": model_label,
         "backend": backend.name(),
-        "train_seconds": report.train_seconds,
-        "samples_per_second": report.n_training_samples as f64 / report.train_seconds.max(1e-9),
+        "train_seconds": report.run.train_seconds,
+        "samples_per_second": report.run.samples_per_second(),
         "sae_l0": e.sae_l0,
         "f1": e.classification.f1_score,
         "mcc": e.mcc,
@@ -167,7 +168,7 @@ pub fn run(args: SynthSaeBenchArgs, opts: &GlobalOpts) -> Result<(), CliError> {
         "| {} | {} (synthsae, {} samples) | {} | {:.4} | {:.4} | {:.4} | {:.4} |",
         args.l0,
         args.architecture,
-        report.n_training_samples,
+        report.run.n_training_samples,
         model_label,
         e.classification.f1_score,
         e.mcc,

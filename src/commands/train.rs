@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use synthsae::data::{HiddenPath, SyntheticModel};
 use synthsae::eval::{HierarchyMetrics, SimilarityMatrix, SyntheticDataEvalResult};
 use synthsae::host::profile::{self, Phase, PhaseTotal};
-use synthsae::train::{ModelSpec, Progress, RunObserver, RunnerConfig};
+use synthsae::train::{ModelSpec, Progress, RunObserver, RunSummary, RunnerConfig};
 use synthsae::{BackendJob, BackendKind};
 
 use super::{CliError, GlobalOpts};
@@ -74,20 +74,9 @@ impl RunFlags {
 /// What a finished run reports.
 #[derive(Debug, Clone)]
 pub struct TrainReport {
-    /// Output folder, if written.
-    pub output_path: Option<PathBuf>,
-    /// Samples trained on.
-    pub n_training_samples: u64,
-    /// Seconds in the training loop.
-    pub train_seconds: f64,
-    /// Mean L0 over the last window.
-    pub l0: Option<f64>,
-    /// Dead latents at the end of training.
-    pub num_dead_features: u64,
-    /// Final evaluation.
-    pub final_eval: Option<SyntheticDataEvalResult>,
-    /// Its hierarchy section.
-    pub final_hierarchy: Option<HierarchyMetrics>,
+    /// The runner's report: output folder, samples, time, L0, dead
+    /// latents, final evaluation.
+    pub run: RunSummary,
     /// Signed cosine similarity `[S, N]` of decoder rows and true features,
     /// when asked for (plots).
     pub similarity: Option<SimilarityMatrix>,
@@ -99,23 +88,13 @@ pub struct TrainReport {
 
 impl TrainReport {
     /// The JSON printed with `--json`.
+    /// The runner's keys ([`RunSummary::to_json`]), `hidden_path` and
+    /// `timings`.
     pub fn to_json(&self) -> Value {
-        json!({
-            "output_path": self.output_path.as_ref().map(|p| p.display().to_string()),
-            "n_training_samples": self.n_training_samples,
-            "train_seconds": self.train_seconds,
-            "samples_per_second": self.n_training_samples as f64 / self.train_seconds.max(1e-9),
-            "l0": self.l0,
-            "num_dead_features": self.num_dead_features,
-            "final_eval": self.final_eval.as_ref().map(|e| {
-                let mut v = serde_json::to_value(e).expect("serialises");
-                if let Some(h) = &self.final_hierarchy {
-                    v["hierarchy"] = serde_json::to_value(h).expect("serialises");
-                }
-                v
-            }),
-            "hidden_path": self.hidden_path.name(),
-            "timings": self.timings.as_ref().map(|t| {
+        let mut v = self.run.to_json();
+        v["hidden_path"] = self.hidden_path.name().into();
+        v["timings"] = match &self.timings {
+            Some(t) => Value::Object(
                 t.iter()
                     .map(|p| {
                         (
@@ -123,9 +102,11 @@ impl TrainReport {
                             json!({"seconds": p.seconds, "count": p.count}),
                         )
                     })
-                    .collect::<serde_json::Map<_, _>>()
-            }),
-        })
+                    .collect(),
+            ),
+            None => Value::Null,
+        };
+        v
     }
 }
 
@@ -241,27 +222,27 @@ pub fn print_report(report: &TrainReport, opts: &GlobalOpts) {
         println!("{}", report.to_json());
         return;
     }
+    let run = &report.run;
     println!(
         "trained on {} samples in {:.1} s ({:.0} samples/s); final L0 {}; dead latents {}",
-        report.n_training_samples,
-        report.train_seconds,
-        report.n_training_samples as f64 / report.train_seconds.max(1e-9),
-        report
-            .l0
+        run.n_training_samples,
+        run.train_seconds,
+        run.samples_per_second(),
+        run.l0
             .map(|l| format!("{l:.2}"))
             .unwrap_or_else(|| "-".into()),
-        report.num_dead_features,
+        run.num_dead_features,
     );
-    if let Some(e) = &report.final_eval {
+    if let Some(e) = &run.final_eval {
         print!("{}", eval_table(e));
     }
-    if let Some(h) = &report.final_hierarchy {
+    if let Some(h) = &run.final_hierarchy {
         print!("{}", hierarchy_table(h));
     }
     if let Some(t) = &report.timings {
-        print!("{}", timings_table(t, report.train_seconds));
+        print!("{}", timings_table(t, run.train_seconds));
     }
-    if let Some(p) = &report.output_path {
+    if let Some(p) = &run.output_path {
         println!("outputs written to {}", p.display());
     }
 }
@@ -410,13 +391,7 @@ impl BackendJob for TrainJob {
             None
         };
         Ok(TrainReport {
-            output_path: result.output_path,
-            n_training_samples: result.n_training_samples,
-            train_seconds: result.train_seconds,
-            l0: result.l0,
-            num_dead_features: result.num_dead_features,
-            final_eval: result.final_eval,
-            final_hierarchy: result.final_hierarchy,
+            run: result.summary(),
             similarity,
             hidden_path,
             timings: profile::is_enabled().then(profile::totals),

@@ -8,7 +8,6 @@ use burn::backend::Autodiff;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::json;
 use synthsae::train::{build_model, sampler_for, RunObserver, RunnerConfig, StartedRun};
 
 use crate::errors::{bad_argument, PyResultExt};
@@ -102,23 +101,7 @@ pub fn train<'py>(
                 Ok(())
             })?;
             let result = run.finish(&mut progress).py()?;
-            let mut final_eval = result
-                .final_eval
-                .as_ref()
-                .map(|e| serde_json::to_value(e).expect("serialises"));
-            if let (Some(v), Some(h)) = (final_eval.as_mut(), &result.final_hierarchy) {
-                v["hierarchy"] = serde_json::to_value(h).expect("serialises");
-            }
-            Ok(json!({
-                "output_path": result.output_path.as_ref().map(|p| p.display().to_string()),
-                "n_training_samples": result.n_training_samples,
-                "train_seconds": result.train_seconds,
-                "samples_per_second":
-                    result.n_training_samples as f64 / result.train_seconds.max(1e-9),
-                "l0": result.l0,
-                "num_dead_features": result.num_dead_features,
-                "final_eval": final_eval,
-            }))
+            Ok(result.summary().to_json())
         })
         .inspect_err(|e: &PyErr| {
             Python::attach(|py| {

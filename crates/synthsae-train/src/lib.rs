@@ -38,7 +38,9 @@ pub use error::{Result, TrainError};
 pub use group::{run_group, run_group_in_order, GroupMember, GroupObserver};
 pub use optim::{Adam, AdamSettings, AdamState};
 pub use recipe::SynthSaeBenchRecipe;
-pub use runner::{build_model, run, sampler_for, RunObserver, RunnerResult, Silent, StartedRun};
+pub use runner::{
+    build_model, run, sampler_for, RunObserver, RunSummary, RunnerResult, Silent, StartedRun,
+};
 pub use runner_config::{LoggingConfig, ModelSpec, RunnerConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{CheckpointSae, Fitting, NoHooks, Progress, TrainOutcome, Trainer, TrainerHooks};

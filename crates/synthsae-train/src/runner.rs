@@ -79,6 +79,72 @@ pub struct RunnerResult<B: AutodiffBackend> {
     pub train_seconds: f64,
 }
 
+impl<B: AutodiffBackend> RunnerResult<B> {
+    /// What the run reports, without the SAE.
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            output_path: self.output_path.clone(),
+            n_training_samples: self.n_training_samples,
+            train_seconds: self.train_seconds,
+            l0: self.l0,
+            num_dead_features: self.num_dead_features,
+            final_eval: self.final_eval,
+            final_hierarchy: self.final_hierarchy.clone(),
+        }
+    }
+}
+
+/// What a finished run reports, without its SAE ([`RunnerResult::summary`]):
+/// the fields of [`RunnerResult`] of the same names.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The output folder, if outputs were written.
+    pub output_path: Option<PathBuf>,
+    /// Samples trained on.
+    pub n_training_samples: u64,
+    /// Wall-clock seconds spent in the training loop.
+    pub train_seconds: f64,
+    /// Mean L0 over the last firing-rate window.
+    pub l0: Option<f64>,
+    /// Dead latents at the end of training.
+    pub num_dead_features: u64,
+    /// The final evaluation, if it ran.
+    pub final_eval: Option<SyntheticDataEvalResult>,
+    /// Its hierarchy section, if it ran.
+    pub final_hierarchy: Option<HierarchyMetrics>,
+}
+
+impl RunSummary {
+    /// Training samples per second of training-loop time.
+    pub fn samples_per_second(&self) -> f64 {
+        self.n_training_samples as f64 / self.train_seconds.max(1e-9)
+    }
+
+    /// The report as JSON (what `synthsae train --json` prints and the
+    /// Python `train` returns): `output_path`, `n_training_samples`,
+    /// `train_seconds`, `samples_per_second`, `l0`, `num_dead_features`,
+    /// `final_eval` (the evaluation's keys, with its hierarchy section under
+    /// `hierarchy`; `null` when none ran).
+    pub fn to_json(&self) -> Value {
+        let final_eval = self.final_eval.as_ref().map(|e| {
+            let mut v = serde_json::to_value(e).expect("an evaluation serialises");
+            if let Some(h) = &self.final_hierarchy {
+                v["hierarchy"] = serde_json::to_value(h).expect("hierarchy metrics serialise");
+            }
+            v
+        });
+        serde_json::json!({
+            "output_path": self.output_path.as_ref().map(|p| p.display().to_string()),
+            "n_training_samples": self.n_training_samples,
+            "train_seconds": self.train_seconds,
+            "samples_per_second": self.samples_per_second(),
+            "l0": self.l0,
+            "num_dead_features": self.num_dead_features,
+            "final_eval": final_eval,
+        })
+    }
+}
+
 /// Observes a run (progress bars, logs).
 pub trait RunObserver {
     /// After each training step.
