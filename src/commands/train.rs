@@ -87,9 +87,8 @@ pub struct TrainReport {
 }
 
 impl TrainReport {
-    /// The JSON printed with `--json`.
-    /// The runner's keys ([`RunSummary::to_json`]), `hidden_path` and
-    /// `timings`.
+    /// The JSON printed with `--json`: the runner's keys
+    /// ([`RunSummary::to_json`]), then `hidden_path` and `timings`.
     pub fn to_json(&self) -> Value {
         let mut v = self.run.to_json();
         v["hidden_path"] = self.hidden_path.name().into();

@@ -8,8 +8,9 @@
 //! hidden activations in bf16 ([`Precision::Bf16`]), master weights and
 //! optimizer state in float32. Elsewhere the run is float32 and says so in
 //! one line: on the CPU backends a bf16 GEMM widens its operands to float32
-//! and is slower than the float32 one (`cargo bench -p synthsae-host --bench
-//! bf16_gemm`, figures in `docs/benchmarks.md`); wgpu has no bf16 type.
+//! and is slower than the float32 one (`cargo bench --bench bf16_autocast`,
+//! figures in `docs/benchmarks.md`); a GPU device that reports no
+//! accelerated bf16 (`Precision::bf16_accelerated`) gets the same line.
 
 use burn::prelude::Backend;
 use synthsae_data::HiddenPath;
@@ -44,15 +45,35 @@ impl Autocast {
         hidden: HiddenPath,
         device: &B::Device,
     ) -> Resolved {
-        let name = B::name(device);
+        Self::decide(
+            autocast_sae,
+            autocast_data,
+            hidden,
+            Precision::bf16_accelerated::<B>(device),
+            synthsae_host::backend::is_cpu::<B>(),
+            &B::name(device),
+        )
+    }
+
+    /// [`Autocast::resolve`] given what it asks of the backend: whether it
+    /// has accelerated bf16 on the device, whether it is a CPU backend, and
+    /// its name (for the warning).
+    fn decide(
+        autocast_sae: bool,
+        autocast_data: bool,
+        hidden: HiddenPath,
+        accelerated: bool,
+        cpu: bool,
+        name: &str,
+    ) -> Resolved {
         if !(autocast_sae || autocast_data) {
             return Resolved {
                 autocast: Self::default(),
                 warning: None,
             };
         }
-        if !Precision::bf16_accelerated::<B>(device) {
-            let why = if synthsae_host::backend::is_cpu::<B>() {
+        if !accelerated {
+            let why = if cpu {
                 format!(
                     "on the CPU backend `{name}` (its bf16 GEMM widens to float32 and is slower \
                      there)"
@@ -113,5 +134,40 @@ mod tests {
         let r = Autocast::resolve::<NdArray>(true, true, HiddenPath::Host, &Default::default());
         assert_eq!(r.autocast, Autocast::default());
         assert!(r.warning.is_some());
+    }
+
+    /// A GPU device without accelerated bf16: float32, and the line says why.
+    #[test]
+    fn unaccelerated_gpu_runs_float32_and_says_so() {
+        let r = Autocast::decide(true, false, HiddenPath::Device, false, false, "wgpu");
+        assert_eq!(r.autocast, Autocast::default());
+        let w = r.warning.unwrap();
+        assert!(w.contains("`wgpu`: it has no accelerated bf16"), "{w}");
+    }
+
+    /// With accelerated bf16: each request is honoured on its own;
+    /// `autocast_data` needs the device path, and says so otherwise.
+    #[test]
+    fn accelerated_backends_honour_each_request() {
+        use Precision::{Bf16, F32};
+        let decide = |sae, data, hidden| Autocast::decide(sae, data, hidden, true, false, "cuda");
+        for (sae, data, hidden, want, warns) in [
+            (true, true, HiddenPath::Device, (Bf16, Bf16), false),
+            (true, false, HiddenPath::Device, (Bf16, F32), false),
+            (false, true, HiddenPath::Device, (F32, Bf16), false),
+            (true, true, HiddenPath::Host, (Bf16, F32), true),
+            (false, false, HiddenPath::Device, (F32, F32), false),
+        ] {
+            let r = decide(sae, data, hidden);
+            let case = format!("sae {sae}, data {data}, {hidden:?}");
+            assert_eq!((r.autocast.sae, r.autocast.data), want, "{case}");
+            assert_eq!(r.warning.is_some(), warns, "{case}: {:?}", r.warning);
+            if let Some(w) = r.warning {
+                assert!(
+                    w.starts_with("autocast_data: the hidden activations"),
+                    "{w}"
+                );
+            }
+        }
     }
 }
